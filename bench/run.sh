@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The 2-D benchmark against TorchCFM: bench/run_2d.sh [bench_2d.py options]
-# torchcfm goes into bench/.venv only, never into the project's own environment.
+# Runs a benchmark in bench/.venv, the only environment that holds the peer library torchcfm:
+#   bench/run.sh bench_2d.py [options]       2-D flow matching against TorchCFM
+#   bench/run.sh bench_models.py [options]   UNet / DiT training speed against TorchCFM's UNet
 set -e
 cd "$(dirname "$0")/.."
 if [ ! -x bench/.venv/bin/python ]; then
@@ -12,4 +13,5 @@ if [ ! -x bench/.venv/bin/python ]; then
   fi
   bench/.venv/bin/pip install --no-deps torchcfm==1.0.7
 fi
-exec bench/.venv/bin/python bench/bench_2d.py "$@"
+script="$1"; shift
+exec bench/.venv/bin/python "bench/$script" "$@"
