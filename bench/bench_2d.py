@@ -28,18 +28,21 @@ OURS = [('linear', dict(sigma=0.1), p) for p in ('independent', 'exact_ot', 'sin
         ('sb', dict(sigma=0.1), 'exact_ot')]
 # the full interpolant x pairing grid ('--configs grid') adds exact OT to every interpolant and independent pairs to sb
 GRID = [('target_fm', {}, 'exact_ot'), ('trig', {}, 'exact_ot'), ('cosine', {}, 'exact_ot'), ('sb', dict(sigma=0.1), 'independent')]
-PEER = ['icfm', 'otcfm', 'fm', 'sbcfm', 'vpcfm']
+PEER = ['icfm', 'otcfm', 'fm', 'sbcfm', 'vpcfm']  # at sigma 0.1, as in TorchCFM's examples
+PEER_SIGMA0 = ['icfm', 'otcfm']  # also at sigma 0, the setting of our best runs
 
 def configs(which):
     peer = [dict(lib='torchcfm', matcher=m, recipe='constant') for m in PEER]
+    peer0 = [dict(lib='torchcfm', matcher=m, recipe='constant', sigma=0.) for m in PEER_SIGMA0]
     ours = [dict(lib='flowers_fm', interpolant=i, kw=kw, pairing=p, recipe='cosine+ema') for i, kw, p in OURS]
     plain = [dict(lib='flowers_fm', interpolant='linear', kw=dict(sigma=0.1), pairing=p, recipe='constant') for p in ('independent', 'exact_ot')]
     if which == 'quick': return peer[:2] + ours[:2] + plain
     grid = [dict(lib='flowers_fm', interpolant=i, kw=kw, pairing=p, recipe='cosine+ema') for i, kw, p in GRID]
-    return peer[:2] + ours[:2] + plain + peer[2:] + ours[2:] + (grid if which == 'grid' else [])
+    # most informative first: the best candidates of both libraries, then pairings, interpolants, the peer's other matchers
+    return peer[:2] + ours[:2] + [ours[8], peer0[1], ours[7], peer0[0]] + plain + ours[2:7] + ours[9:] + peer[2:] + (grid if which == 'grid' else [])
 
 def label(c):
-    if c['lib'] == 'torchcfm': return f"torchcfm {c['matcher']}"
+    if c['lib'] == 'torchcfm': return f"torchcfm {c['matcher']}" + (f"(sigma={c['sigma']})" if 'sigma' in c else '')
     kw = ','.join(f'{k}={v}' for k, v in c['kw'].items())
     return f"{c['interpolant']}({kw}) + {c['pairing']} [{c['recipe']}]"
 
@@ -57,7 +60,7 @@ def train_peer(c, batches, steps, lr, seed):
     from torchcfm.models.models import MLP as PeerMLP
     FM = dict(icfm=torchcfm.ConditionalFlowMatcher, otcfm=torchcfm.ExactOptimalTransportConditionalFlowMatcher,
               fm=torchcfm.TargetConditionalFlowMatcher, sbcfm=torchcfm.SchrodingerBridgeConditionalFlowMatcher,
-              vpcfm=torchcfm.VariancePreservingConditionalFlowMatcher)[c['matcher']](sigma=0.1)
+              vpcfm=torchcfm.VariancePreservingConditionalFlowMatcher)[c['matcher']](sigma=c.get('sigma', 0.1))
     torch.manual_seed(seed); np.random.seed(seed)
     model = PeerMLP(dim=2, w=64, time_varying=True)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
