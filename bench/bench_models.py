@@ -43,6 +43,30 @@ def one(a):
     if dev.type == 'cuda': out['peak_cuda_MB'] = torch.cuda.max_memory_allocated() / 2 ** 20
     print(json.dumps(out), flush=True)
 
+def interleaved(a):
+    "Our UNet and TorchCFM's in one process, steps alternating, so that both see the same machine load."
+    torch.set_num_threads(a.threads)
+    for res in a.res_list:
+        runs = {}
+        for name in ('unet32', 'torchcfm_unet'):
+            torch.manual_seed(0)
+            m, call = build(name, res); m.train()
+            opt = torch.optim.AdamW(m.parameters(), lr=1e-4)
+            x = torch.randn(a.batch, 3, res, res); v = torch.randn_like(x); t = torch.rand(a.batch)
+            runs[name] = (m, call, opt, x, v, t, [])
+        def step(name):
+            m, call, opt, x, v, t, times = runs[name]
+            start = time.perf_counter()
+            loss = (call(x, t) - v).pow(2).mean(); opt.zero_grad(set_to_none=True); loss.backward(); opt.step()
+            return time.perf_counter() - start
+        for name in runs: step(name)  # warm-up
+        for _ in range(a.steps):
+            for name in runs: runs[name][-1].append(step(name))
+        med = {name: sorted(r[-1])[len(r[-1]) // 2] for name, r in runs.items()}
+        print(f"{res} px fp32, {a.steps} alternating steps: flowers_fm unet32 {a.batch / med['unet32']:.2f} img/s, torchcfm UNet "
+              f"{a.batch / med['torchcfm_unet']:.2f} img/s: ratio {med['torchcfm_unet'] / med['unet32']:.2f} (target >= 1); "
+              f"all steps (s): {[round(x, 2) for x in runs['unet32'][-1]]} vs {[round(x, 2) for x in runs['torchcfm_unet'][-1]]}", flush=True)
+
 def main(a):
     rows = []
     for res in a.res_list:
@@ -66,6 +90,7 @@ def main(a):
 if __name__ == '__main__':
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     ap.add_argument('--one', action='store_true', help='run one configuration in this process and print it as JSON')
+    ap.add_argument('--interleaved', action='store_true', help='our UNet and the peer in one process, steps alternating (fp32)')
     ap.add_argument('--model', default='unet32'); ap.add_argument('--res', type=int, default=32); ap.add_argument('--mode', default='fp32')
     ap.add_argument('--models', nargs='+', default=['unet32', 'torchcfm_unet', 'dit_s2'])
     ap.add_argument('--res-list', nargs='+', type=int, default=[32, 64])
@@ -75,4 +100,4 @@ if __name__ == '__main__':
     ap.add_argument('--device', default='cpu')
     ap.add_argument('--out', default='bench/results_models.jsonl')
     a = ap.parse_args()
-    one(a) if a.one else main(a)
+    one(a) if a.one else interleaved(a) if a.interleaved else main(a)
