@@ -239,16 +239,19 @@ class ImageBatches:
         pick = torch.randperm(len(m), generator=g)[:self.batch_size] if len(m) >= self.batch_size else torch.randint(len(m), (self.batch_size,), generator=g)
         return m[pick]
 
-    def batch(self, step:int, g:torch.Generator, device) -> tuple:
-        "Images in [-1, 1] and labels of `step`, on `device`; flips and crops as the dataset asks."
-        idx = self.indices(step, g)
-        x = self.ds.images[idx]
-        if self.ds.crop == 'random': x = torch.stack([self.ds.augment(im) for im in x])  # per image, torch's global RNG
+    def prepare(self, x:torch.Tensor, g:torch.Generator, device) -> torch.Tensor:
+        "uint8 images -> floats in [-1, 1] on `device`, cropped and flipped as the dataset asks."
+        if self.ds.crop == 'random': x = torch.stack([self.ds.augment(im) for im in x])  # crop (and flip), per image, torch's global RNG
         x = x.to(device).float() / 127.5 - 1
-        if self.ds.flip:
+        if self.ds.flip and self.ds.crop != 'random':
             flip = (torch.rand(len(x), generator=g) < 0.5).to(device)
             x = torch.where(flip[:, None, None, None], x.flip(-1), x)
-        return x, self.ds.labels[idx].to(device)
+        return x
+
+    def batch(self, step:int, g:torch.Generator, device) -> tuple:
+        "Images in [-1, 1] and labels of `step`, on `device`."
+        idx = self.indices(step, g)
+        return self.prepare(self.ds.images[idx], g, device), self.ds.labels[idx].to(device)
 
 def subclass_clusters(ds:ImageDataset, # the images
                       k:int, # clusters per class
@@ -325,11 +328,7 @@ def class_centroids(batches:ImageBatches, # the training images
     ds = batches.ds
     sums = torch.zeros(ds.num_classes, *ds.images.shape[1:], device=device)
     for i in range(0, len(ds), 1024):
-        x = ds.images[i:i + 1024]
-        if ds.crop == 'random': x = torch.stack([ds.augment(im) for im in x])
-        x = x.to(device).float() / 127.5 - 1
-        if ds.flip: x = torch.where((torch.rand(len(x), generator=g) < 0.5).to(device)[:, None, None, None], x.flip(-1), x)
-        sums.index_add_(0, ds.labels[i:i + 1024].to(device), x)
+        sums.index_add_(0, ds.labels[i:i + 1024].to(device), batches.prepare(ds.images[i:i + 1024], g, device))
     return sums / torch.bincount(ds.labels, minlength=ds.num_classes).clamp_min(1).to(device).view(-1, 1, 1, 1)
 
 # %% ../nbs/05_train.ipynb #30857042
