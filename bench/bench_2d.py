@@ -5,14 +5,13 @@ MLP (width 64) with Adam (lr 1e-3), batch 256, for `--steps` steps on the same p
 10,000 noise points with Euler 1/2/10/100 and dopri5 and reports the exact W2 to 10,000 fresh target points.
 Results are appended to a JSON-lines file as each configuration ends; `--summary` prints the tables from it.
 """
-import argparse, json, math, os, time
-from functools import partial
+import argparse, json, time
 from pathlib import Path
 import torch
 
 from flowers_fm.data import sample_toy
 from flowers_fm.interpolants import get_interpolant
-from flowers_fm.pairing import get_pairing, PAIRINGS
+from flowers_fm.pairing import get_pairing
 from flowers_fm.models import MLP
 from flowers_fm.train import train_2d
 from flowers_fm.sampling import integrate

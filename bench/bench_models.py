@@ -4,7 +4,7 @@ Run it with `bench/run.sh bench_models.py`. One training step is forward, backwa
 random images with the flow-matching loss shape. Each configuration runs in a fresh process so that its peak memory
 (peak resident set size on a CPU, `max_memory_allocated` on a GPU) is its own.
 """
-import argparse, json, os, resource, subprocess, sys, time
+import argparse, json, resource, subprocess, sys, time
 import torch
 
 def build(name, res):
