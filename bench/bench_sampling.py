@@ -1,0 +1,155 @@
+"""Sampling, reflow and likelihood benchmark (issue 6).
+
+  bench/run.sh bench_sampling.py --part samplers    NFE against W2 for every solver on the 2-D tasks, and reflow
+  bench/run.sh bench_sampling.py --part likelihood  exact against Hutchinson log-likelihood: time and error at D = 2, 784, 3072
+  bench/run.sh bench_sampling.py --summary          print the tables of what has been measured
+
+Samplers: the base flows are bench_2d.py's 'linear(sigma=0) + independent [cosine+ema]' and '+ exact_ot' runs
+(same batches, seed, 20,000 steps); each is reflowed on 100,000 of its own pairs (dopri5) for 20,000 steps.
+W2 is exact (POT) between 10,000 samples and 10,000 fresh moons, the protocol of bench_2d.py. Results are appended to
+bench/results_sampling.jsonl and a rerun skips what is there; trained models are cached in bench/cache/.
+"""
+import argparse, json, math, time
+from pathlib import Path
+import torch
+from bench_2d import TASKS, draw_batches, train_ours
+from flowers_fm.data import sample_toy
+from flowers_fm.likelihood import GaussianFlow, log_likelihood
+from flowers_fm.metrics import w2
+from flowers_fm.models import MLP
+from flowers_fm.reflow import reflow
+from flowers_fm.sampling import integrate, path_straightness
+
+HERE = Path(__file__).parent
+OUT, CACHE = HERE / 'results_sampling.jsonl', HERE / 'cache'
+# (method, steps, grid): NFE from 1 to 64 for every fixed-step solver, three tolerances for dopri5
+SWEEP = ([('euler', n, 'uniform') for n in (1, 2, 4, 8, 16, 32, 64)] + [('euler', n, 'dense_at_data') for n in (2, 4, 8, 16, 32)] +
+         [(m, n, 'uniform') for m in ('midpoint', 'heun') for n in (1, 2, 4, 8, 16, 32)] + [('rk4', n, 'uniform') for n in (1, 2, 4, 8, 16)] +
+         [('dopri5', tol, 'uniform') for tol in (1e-2, 1e-3, 1e-5)])
+SHORT = [('euler', n, 'uniform') for n in (1, 2, 10, 100)] + [('dopri5', 1e-5, 'uniform')]
+
+def done():
+    return [json.loads(l) for l in OUT.read_text().splitlines() if l.strip()] if OUT.exists() else []
+
+def record(row):
+    with open(OUT, 'a') as f: f.write(json.dumps(row) + '\n')
+
+def base_model(task, pairing, a):
+    path = CACHE / f'{task}_{pairing}.pt'
+    model = MLP(2, 64)
+    if path.exists(): model.load_state_dict(torch.load(path)); return model
+    batches, _ = draw_batches(task, a.steps, 256, a.seed)
+    c = dict(interpolant='linear', kw=dict(sigma=0.), pairing=pairing, recipe='cosine+ema')
+    trained, sec = train_ours(c, batches, a.steps, 1e-3, a.seed)
+    CACHE.mkdir(exist_ok=True); torch.save(trained.state_dict(), path)
+    print(f'{task} {pairing}: trained in {sec * a.steps:.0f} s', flush=True)
+    model.load_state_dict(trained.state_dict()); return model
+
+def reflowed_model(task, pairing, base, a):
+    path = CACHE / f'{task}_{pairing}_reflow.pt'
+    model = MLP(2, 64)
+    if path.exists(): model.load_state_dict(torch.load(path)); return model
+    src = TASKS[task][0]
+    t = time.perf_counter()
+    r = reflow(base, lambda n, g: sample_toy(src, n, g), n_pairs=a.pairs, steps=a.steps, ema=0.999, seed=a.seed + 1, atol=1e-5, rtol=1e-5)
+    torch.save(r['ema'].state_dict(), path)
+    print(f'{task} {pairing} reflow: {time.perf_counter() - t:.0f} s', flush=True)
+    model.load_state_dict(r['ema'].state_dict()); return model
+
+def samplers(a):
+    have = {(r['task'], r['model'], r['method'], r['steps'], r['grid']) for r in done() if r['part'] == 'samplers'}
+    for task in a.tasks.split(','):
+        src, tgt = TASKS[task]
+        g = torch.Generator().manual_seed(12345)
+        z, target = sample_toy(src, a.n_eval, g), sample_toy(tgt, a.n_eval, g)
+        for pairing in ('independent', 'exact_ot'):
+            base = base_model(task, pairing, a)
+            models = {pairing: base, f'{pairing} + reflow': reflowed_model(task, pairing, base, a)}
+            for name, model in models.items():
+                model.eval()
+                for method, steps, grid in (SWEEP if pairing == 'independent' else SHORT):
+                    if (task, name, method, steps, grid) in have: continue
+                    kw = dict(atol=steps, rtol=steps) if method == 'dopri5' else {}
+                    s = integrate(model, z, method, 1 if method == 'dopri5' else steps, grid=grid, **kw)
+                    row = dict(part='samplers', task=task, model=name, method=method, steps=steps, grid=grid, nfe=s.nfe, w2=w2(s.x, target))
+                    if method == 'euler' and steps == 100:
+                        row.update(path_straightness(integrate(model, z[:2000], 'euler', 100, return_trajectory=True).trajectory))
+                    record(row); print(row, flush=True)
+
+def likelihood(a):
+    "Exact against Hutchinson divergence at D = 2, 784, 3072 on rotated Gaussians (known answer) and random MLPs."
+    have = {(r['D'], r['model'], r['divergence'], r['precision']) for r in done() if r['part'] == 'likelihood'}
+    for D, B, steps in ((2, 256, 20), (784, 4, 5), (3072, 4, 5)):
+        gf = GaussianFlow.random(D, seed=D, dtype=torch.float32)
+        x = gf.sample(B, torch.Generator().manual_seed(1))
+        torch.manual_seed(0)
+        models = {'gaussian': gf, 'mlp': MLP(D, 64 if D == 2 else 1024).eval()}
+        for name, model in models.items():
+            exact = None
+            for div, precision in (('exact', 'fp32'), ('hutchinson', 'fp32'), ('exact', 'bf16')):
+                if div == 'exact' and precision == 'bf16' and D == 3072: continue  # emulated bf16 on this CPU: hours
+                key = (D, name, div, precision)
+                t = time.perf_counter()
+                ll = log_likelihood(model, x, divergence=div, method='rk4', steps=steps, precision=precision, generator=torch.Generator().manual_seed(2))
+                sec = time.perf_counter() - t
+                if div == 'exact' and precision == 'fp32': exact = ll.logp
+                row = dict(part='likelihood', D=D, model=name, divergence=div, precision=precision, batch=B, nfe=ll.nfe, s_per_sample=sec / B,
+                           mean_logp=ll.logp.mean().item())
+                if name == 'gaussian': row['mean_abs_err_truth'] = (ll.logp - gf.log_prob(x)).abs().mean().item()
+                if exact is not None and ll.logp is not exact: row['mean_abs_err_exact'] = (ll.logp - exact).abs().mean().item()
+                if key not in have: record(row)
+                print(row, flush=True)
+
+def summary():
+    rows = done()
+    s = [r for r in rows if r['part'] == 'samplers']
+    peer = {}
+    p2d = HERE / 'results_2d.jsonl'
+    if p2d.exists():
+        for r in map(json.loads, p2d.read_text().splitlines()):
+            if r['lib'] == 'torchcfm' and 'w2_euler10' in r: peer[r['task'], r['label']] = r['w2_euler10']
+    for task in TASKS:
+        rs = [r for r in s if r['task'] == task]
+        if not rs: continue
+        print(f"\n### {task} -> moons: W2 (10k vs 10k) against NFE\n")
+        for model in dict.fromkeys(r['model'] for r in rs):
+            print(f"**{model}**\n\n| solver | grid | steps / tol | NFE | W2 |\n|---|---|---|---|---|")
+            for r in sorted((r for r in rs if r['model'] == model), key=lambda r: (r['method'], r['grid'], r['nfe'])):
+                print(f"| {r['method']} | {r['grid']} | {r['steps']} | {r['nfe']} | {r['w2']:.3f} |")
+            st = [r for r in rs if r['model'] == model and 'path_energy' in r]
+            if st: print(f"\npath energy (Euler 100, 2k trajectories) {st[0]['path_energy']:.3f}, straightness {st[0]['straightness']:.4f}\n")
+        e2 = {r['model']: r['w2'] for r in rs if r['method'] == 'euler' and r['steps'] == 2 and r['grid'] == 'uniform'}
+        for m, v in e2.items():
+            for lab in ('torchcfm icfm', 'torchcfm otcfm'):
+                if (task, lab) in peer and 'reflow' in m:
+                    print(f"reflow target: {m} Euler-2 W2 {v:.3f} vs {lab} Euler-10 W2 {peer[task, lab]:.3f}: "
+                          f"{'met' if v <= peer[task, lab] else 'missed'} (ratio {v / peer[task, lab]:.2f})")
+    lk = [r for r in rows if r['part'] == 'likelihood']
+    if lk:
+        print("\n### log-likelihood: exact against Hutchinson (1 Rademacher probe), RK4, one thread\n")
+        print('| D | model | divergence | precision | NFE | s per sample | mean abs error vs closed form (nats) | vs exact fp32 (nats) |')
+        print('|---|---|---|---|---|---|---|---|')
+        for r in lk:
+            f = lambda k: f"{r[k]:.2e}" if k in r else ''
+            print(f"| {r['D']} | {r['model']} | {r['divergence']} | {r['precision']} | {r['nfe']} | {r['s_per_sample']:.3f} | "
+                  f"{f('mean_abs_err_truth')} | {f('mean_abs_err_exact')} |")
+
+if __name__ == '__main__':
+    ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    ap.add_argument('--part', choices=['samplers', 'likelihood'], help='what to measure')
+    ap.add_argument('--tasks', default='normal,8gaussians')
+    ap.add_argument('--steps', type=int, default=20_000, help='training steps of base and reflowed flows')
+    ap.add_argument('--pairs', type=int, default=100_000, help='size of the reflow coupling')
+    ap.add_argument('--n-eval', type=int, default=10_000)
+    ap.add_argument('--seed', type=int, default=0)
+    ap.add_argument('--threads', type=int, default=1)
+    ap.add_argument('--summary', action='store_true')
+    ap.add_argument('--out', default=str(OUT), help='results file')
+    ap.add_argument('--cache', default=str(CACHE), help='folder of the trained models')
+    a = ap.parse_args()
+    OUT, CACHE = Path(a.out), Path(a.cache)
+    torch.set_num_threads(a.threads)
+    if a.summary: summary()
+    elif a.part == 'samplers': samplers(a)
+    elif a.part == 'likelihood': likelihood(a)
+    else: ap.error('give --part or --summary')
