@@ -9,14 +9,15 @@ from functools import partial
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from scipy.optimize import linear_sum_assignment
 import ot
 
 # %% auto #0
 __all__ = ['PAIRINGS', 'cost_matrix', 'transport_cost', 'independent_pairs', 'exact_ot_pairs', 'sinkhorn_plan',
            'round_to_permutation', 'sinkhorn_pairs', 'pairing_features', 'sorted_pairs', 'match_in_cells',
-           'vq_cell_pairs', 'kmeans', 'kmeans_pairs', 'vq_pairs', 'lsh_pairs', 'label_ot_pairs', 'get_pairing',
-           'cost_report']
+           'vq_cell_pairs', 'kmeans', 'kmeans_pairs', 'vq_pairs', 'lsh_pairs', 'bisection_pairs', 'label_ot_pairs',
+           'get_pairing', 'cost_report']
 
 # %% ../nbs/03_pairing.ipynb #02882f4a
 def _check_pair(x0, x1):
@@ -243,6 +244,35 @@ def lsh_pairs(x0:torch.Tensor, # noise (B, ...)
     bucket = lambda f: ((f @ normals > 0).long() * bits).sum(1)
     return match_in_cells(bucket(f0), bucket(f1), generator)
 
+# %% ../nbs/03_pairing.ipynb #14c9541d
+def _bisection_features(x, pool):
+    if x.ndim == 4 and pool and x.shape[-1] > pool: x = F.adaptive_avg_pool2d(x.float(), pool)
+    return x.flatten(1).float()
+
+def bisection_pairs(x0:torch.Tensor, # noise (B, ...)
+                    x1:torch.Tensor, # data (B, ...)
+                    block:int=128, # exact OT inside blocks of at most this many pairs
+                    pool:int=16, # images (B, C, H, W) are compared average-pooled to pool x pool; 0 keeps every pixel
+                    generator:torch.Generator|None=None, # start of the power iterations
+                   ) -> torch.LongTensor:
+    "Recursive median splits of both sides along their principal direction, then exact OT inside each block."
+    _check_pair(x0, x1)
+    if block < 1: raise ValueError(f"block must be at least 1, got {block}")
+    a, b = _bisection_features(x0, pool), _bisection_features(x1, pool)
+    perm = torch.empty(len(a), dtype=torch.long, device=a.device)
+    todo = [(torch.arange(len(a), device=a.device),) * 2]
+    while todo:
+        i0, i1 = todo.pop()
+        if len(i0) <= block:
+            perm[i1] = i0[exact_ot_pairs(a[i0], b[i1]).to(a.device)]
+            continue
+        u = torch.cat([a[i0], b[i1]]); u = u - u.mean(0)
+        v = _randn((u.shape[1],), generator, u.device)
+        for _ in range(8): v = u.T @ (u @ v); v = v / v.norm().clamp_min(1e-12)
+        o0, o1, h = (a[i0] @ v).argsort(), (b[i1] @ v).argsort(), len(i0) // 2
+        todo += [(i0[o0[:h]], i1[o1[:h]]), (i0[o0[h:]], i1[o1[h:]])]
+    return perm
+
 # %% ../nbs/03_pairing.ipynb #d5ce9dd3
 def label_ot_pairs(x0:torch.Tensor, # noise (B, ...)
                    x1:torch.Tensor, # data (B, ...)
@@ -268,7 +298,8 @@ def label_ot_pairs(x0:torch.Tensor, # noise (B, ...)
 
 # %% ../nbs/03_pairing.ipynb #62260a55
 PAIRINGS = {'independent': independent_pairs, 'exact_ot': exact_ot_pairs, 'sinkhorn': sinkhorn_pairs,
-            'sort': sorted_pairs, 'kmeans': kmeans_pairs, 'vq': vq_pairs, 'lsh': lsh_pairs}
+            'sort': sorted_pairs, 'kmeans': kmeans_pairs, 'vq': vq_pairs, 'lsh': lsh_pairs,
+            'bisect': bisection_pairs}
 
 def get_pairing(name:str, # one of `PAIRINGS`
                 **kwargs, # options of that pairer, e.g. `reg=0.1` for sinkhorn, `k=16` for kmeans
