@@ -57,21 +57,24 @@ def reflowed_model(task, pairing, base, a):
     model.load_state_dict(r['ema'].state_dict()); return model
 
 def samplers(a):
-    have = {(r['task'], r['model'], r['method'], r['steps'], r['grid']) for r in done() if r['part'] == 'samplers'}
+    "W2 at Euler 1/2/10/100 and dopri5 for every model (10k samples), then the whole solver sweep (smaller samples)."
+    have = {(r['task'], r['model'], r['method'], r['steps'], r['grid'], r.get('n_eval', 10_000)) for r in done() if r['part'] == 'samplers'}
     for task in a.tasks.split(','):
         src, tgt = TASKS[task]
-        g = torch.Generator().manual_seed(12345)
-        z, target = sample_toy(src, a.n_eval, g), sample_toy(tgt, a.n_eval, g)
+        models = {}
         for pairing in ('independent', 'exact_ot'):
             base = base_model(task, pairing, a)
-            models = {pairing: base, f'{pairing} + reflow': reflowed_model(task, pairing, base, a)}
+            models[pairing], models[f'{pairing} + reflow'] = base, reflowed_model(task, pairing, base, a)
+        for n_eval, settings in ((a.n_eval, lambda m: SHORT), (a.n_sweep, lambda m: SWEEP if m.startswith('independent') else [])):
+            g = torch.Generator().manual_seed(12345)
+            z, target = sample_toy(src, n_eval, g), sample_toy(tgt, n_eval, g)
             for name, model in models.items():
                 model.eval()
-                for method, steps, grid in (SWEEP if pairing == 'independent' else SHORT):
-                    if (task, name, method, steps, grid) in have: continue
+                for method, steps, grid in settings(name):
+                    if (task, name, method, steps, grid, n_eval) in have: continue
                     kw = dict(atol=steps, rtol=steps) if method == 'dopri5' else {}
                     s = integrate(model, z, method, 1 if method == 'dopri5' else steps, grid=grid, **kw)
-                    row = dict(part='samplers', task=task, model=name, method=method, steps=steps, grid=grid, nfe=s.nfe, w2=w2(s.x, target))
+                    row = dict(part='samplers', task=task, model=name, method=method, steps=steps, grid=grid, nfe=s.nfe, w2=w2(s.x, target), n_eval=n_eval)
                     if method == 'euler' and steps == 100:
                         row.update(path_straightness(integrate(model, z[:2000], 'euler', 100, return_trajectory=True).trajectory))
                     record(row); print(row, flush=True)
@@ -111,14 +114,25 @@ def summary():
     for task in TASKS:
         rs = [r for r in s if r['task'] == task]
         if not rs: continue
-        print(f"\n### {task} -> moons: W2 (10k vs 10k) against NFE\n")
-        for model in dict.fromkeys(r['model'] for r in rs):
-            print(f"**{model}**\n\n| solver | grid | steps / tol | NFE | W2 |\n|---|---|---|---|---|")
-            for r in sorted((r for r in rs if r['model'] == model), key=lambda r: (r['method'], r['grid'], r['nfe'])):
+        full = [r for r in rs if r.get('n_eval', 10_000) == 10_000]
+        print(f"\n### {task} -> moons: W2 (10k vs 10k), the protocol of bench_2d.py\n")
+        print('| model | Euler 1 | 2 | 10 | 100 | dopri5 (NFE) | path energy | straightness |\n|---|---|---|---|---|---|---|---|')
+        for model in dict.fromkeys(r['model'] for r in full):
+            m = {(r['method'], r['steps']): r for r in full if r['model'] == model and r['grid'] == 'uniform'}
+            cell = lambda k: f"{m[k]['w2']:.3f}" if k in m else ''
+            dp = m.get(('dopri5', 1e-5))
+            st = m.get(('euler', 100), {})
+            dps = f"{dp['w2']:.3f} ({dp['nfe']})" if dp else ''
+            print(f"| {model} | {cell(('euler', 1))} | {cell(('euler', 2))} | {cell(('euler', 10))} | {cell(('euler', 100))} | "
+                  f"{dps} | "
+                  f"{st.get('path_energy', float('nan')):.3f} | {st.get('straightness', float('nan')):.4f} |")
+        sweep = [r for r in rs if r.get('n_eval', 10_000) != 10_000]
+        for model in dict.fromkeys(r['model'] for r in sweep):
+            n = sweep[0]['n_eval']
+            print(f"\n**{model}**: W2 ({n} vs {n} samples) against NFE\n\n| solver | grid | steps / tol | NFE | W2 |\n|---|---|---|---|---|")
+            for r in sorted((r for r in sweep if r['model'] == model), key=lambda r: (r['method'], r['grid'], r['nfe'])):
                 print(f"| {r['method']} | {r['grid']} | {r['steps']} | {r['nfe']} | {r['w2']:.3f} |")
-            st = [r for r in rs if r['model'] == model and 'path_energy' in r]
-            if st: print(f"\npath energy (Euler 100, 2k trajectories) {st[0]['path_energy']:.3f}, straightness {st[0]['straightness']:.4f}\n")
-        e2 = {r['model']: r['w2'] for r in rs if r['method'] == 'euler' and r['steps'] == 2 and r['grid'] == 'uniform'}
+        e2 = {r['model']: r['w2'] for r in full if r['method'] == 'euler' and r['steps'] == 2 and r['grid'] == 'uniform'}
         for m, v in e2.items():
             for lab in ('torchcfm icfm', 'torchcfm otcfm'):
                 if (task, lab) in peer and 'reflow' in m:
@@ -140,7 +154,8 @@ if __name__ == '__main__':
     ap.add_argument('--tasks', default='normal,8gaussians')
     ap.add_argument('--steps', type=int, default=20_000, help='training steps of base and reflowed flows')
     ap.add_argument('--pairs', type=int, default=100_000, help='size of the reflow coupling')
-    ap.add_argument('--n-eval', type=int, default=10_000)
+    ap.add_argument('--n-eval', type=int, default=10_000, help='samples of the W2 at Euler 1/2/10/100 and dopri5')
+    ap.add_argument('--n-sweep', type=int, default=4_000, help='samples of the W2 of the solver sweep')
     ap.add_argument('--seed', type=int, default=0)
     ap.add_argument('--threads', type=int, default=1)
     ap.add_argument('--summary', action='store_true')
