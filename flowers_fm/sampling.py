@@ -140,6 +140,8 @@ def save_samples(model, # image velocity network with `in_channels` and `res`
                  progress:bool=True, # show a progress bar
                 ) -> Path:
     "Write `n` samples of `model` as `00000.png`, `00001.png`, ... into `folder`, resuming a partial folder."
+    if not hasattr(model, 'in_channels') or not hasattr(model, 'res'):
+        raise ValueError("save_samples needs an image model with `in_channels` and `res` (a UNet or DiT); sample points with `sample`")
     folder = Path(folder); folder.mkdir(parents=True, exist_ok=True)
     y = _sample_labels(model, n, labels)
     meta = dict(n=n, batch_size=batch_size, labels=None if y is None else y.tolist(), guidance=guidance,
