@@ -143,11 +143,11 @@ def summary():
     lk = [r for r in rows if r['part'] == 'likelihood']
     if lk:
         print("\n### log-likelihood: exact against Hutchinson (1 Rademacher probe), RK4, one thread\n")
-        print('| D | model | divergence | precision | NFE | s per sample | mean abs error vs closed form (nats) | vs exact fp32 (nats) |')
+        print('| D | model | divergence | precision | NFE | ms per sample | mean abs error vs closed form (nats) | vs exact fp32 (nats) |')
         print('|---|---|---|---|---|---|---|---|')
         for r in lk:
             f = lambda k: f"{r[k]:.2e}" if k in r else ''
-            print(f"| {r['D']} | {r['model']} | {r['divergence']} | {r['precision']} | {r['nfe']} | {r['s_per_sample']:.3f} | "
+            print(f"| {r['D']} | {r['model']} | {r['divergence']} | {r['precision']} | {r['nfe']} | {r['s_per_sample'] * 1e3:.3g} | "
                   f"{f('mean_abs_err_truth')} | {f('mean_abs_err_exact')} |")
 
 if __name__ == '__main__':

@@ -252,7 +252,7 @@ def _bisection_features(x, pool):
 def bisection_pairs(x0:torch.Tensor, # noise (B, ...)
                     x1:torch.Tensor, # data (B, ...)
                     block:int=128, # exact OT inside blocks of at most this many pairs
-                    pool:int=16, # images (B, C, H, W) are compared average-pooled to pool x pool; 0 keeps every pixel
+                    pool:int=8, # images (B, C, H, W) are compared average-pooled to pool x pool; 0 keeps every pixel
                     generator:torch.Generator|None=None, # start of the power iterations
                    ) -> torch.LongTensor:
     "Recursive median splits of both sides along their principal direction, then exact OT inside each block."

@@ -23,8 +23,8 @@ __all__ = ['PRECISIONS', 'CROP_CHOICES', 'REGULARIZERS', 'ANCHOR_FORMS', 'LR_SCH
            'fm_loss', 'EMA', 'train_2d', 'TrainConfig', 'step_seed', 'ToyBatches', 'ImageBatches', 'subclass_clusters',
            'save_cluster_grids', 'same_class_partner', 'locality_loss', 'class_centroids', 'NonFiniteLossError',
            'IncompatibleCheckpointError', 'checkpoint_path', 'list_checkpoints', 'latest_checkpoint', 'save_checkpoint',
-           'load_checkpoint', 'MetricsLog', 'plot_metrics', 'make_batches', 'make_model', 'sample_grid', 'train',
-           'show_overfit']
+           'load_checkpoint', 'MetricsLog', 'plot_metrics', 'make_batches', 'model_args', 'make_model', 'sample_grid',
+           'train', 'show_overfit', 'load_trained_model']
 
 # %% ../nbs/05_train.ipynb #3cbe4155
 def fm_loss(model, # velocity network called as model(x, t, y)
@@ -427,10 +427,15 @@ def make_batches(cfg:TrainConfig):
     ds = load_dataset(cfg.data, cfg.res, cfg.data_root, cfg.split, cfg.download, cfg.crop, cfg.flip, cfg.on_error, cfg.n_images, cfg.seed)
     return ImageBatches(ds, cfg.batch_size, cfg.seed, cfg.num_subclasses)
 
+def model_args(cfg:TrainConfig, batches) -> dict:
+    "The arguments of `get_model` (its preset `name` and overrides) for `cfg` and the data of `batches`; checkpoints store them."
+    if cfg.model == 'mlp': return dict(name='mlp')
+    return dict(name=cfg.model, res=cfg.res, in_channels=batches.channels, num_classes=batches.num_classes if cfg.class_cond else None)
+
 def make_model(cfg:TrainConfig, batches) -> torch.nn.Module:
     "The model preset of `cfg` for the data of `batches`."
-    if cfg.model == 'mlp': return get_model('mlp')
-    return get_model(cfg.model, res=cfg.res, in_channels=batches.channels, num_classes=batches.num_classes if cfg.class_cond else None)
+    args = model_args(cfg, batches)
+    return get_model(args.pop('name'), **args)
 
 def _interp(cfg):
     kw = dict(sigma_min=cfg.sigma or 1e-4) if cfg.interpolant == 'target_fm' else dict(sigma=cfg.sigma) if cfg.interpolant in ('linear', 'sb') else {}
@@ -464,6 +469,7 @@ def train(cfg:TrainConfig, # the options of the run
     seed_everything(cfg.seed)
     run = Path(cfg.run_dir); run.mkdir(parents=True, exist_ok=True)
     batches = batches or make_batches(cfg)
+    margs = model_args(cfg, batches) if model is None else None  # a model passed in cannot be rebuilt from the checkpoint
     model = (model or make_model(cfg, batches)).to(device).train()
     interpolant, pairing = _interp(cfg), (None if cfg.pairing == 'independent' else get_pairing(cfg.pairing))
     time_sampler = get_time_sampler(cfg.time_sampler, res=cfg.res) if cfg.time_sampler != 'uniform' else None
@@ -483,7 +489,7 @@ def train(cfg:TrainConfig, # the options of the run
     elif cfg.num_subclasses and isinstance(batches, ImageBatches): save_cluster_grids(batches, run / 'clusters')
     log = MetricsLog(run, cfg.to_dict(), cfg.wandb)
     state = lambda: dict(model=model.state_dict(), ema=ema.state_dict(), optimizer=opt.state_dict(), scheduler=sched.state_dict(),
-                         scaler=scaler.state_dict(), step=step, rng=get_rng_states(), config=cfg.to_dict(),
+                         scaler=scaler.state_dict(), step=step, rng=get_rng_states(), config=cfg.to_dict(), model_args=margs,
                          centroids=None if centroids is None else centroids.cpu(), data_order=dict(seed=cfg.seed, step=step))
     new_acc = lambda: dict(loss_fm=0., reg=0., grad_norm=0., vnorm=0., n=0)
     acc, t_log, skipped = new_acc(), time.perf_counter(), 0
@@ -574,3 +580,21 @@ def show_overfit(model, cfg, batches, device, interpolant, path=None, n:int=8) -
     grid = torch.cat([x1[:n], out.float().clamp(-1, 1)])
     if path is not None: save_image_grid(grid, path, nrow=n)
     return grid
+
+# %% ../nbs/05_train.ipynb #3e8bb4f7
+def load_trained_model(path:str|Path, # a checkpoint file, or a run folder (its latest checkpoint)
+                       ema:bool=True, # load the EMA weights (for sampling) rather than the raw ones
+                       model:torch.nn.Module|None=None, # load into this model instead of rebuilding it from the checkpoint
+                       device=None, # where to put the model; the CPU when None
+                      ) -> tuple[torch.nn.Module, dict]:
+    "The trained model of a checkpoint, in eval mode, and the run's config as a dict."
+    path = Path(path)
+    ckpt = latest_checkpoint(path) if path.is_dir() else path
+    if ckpt is None or not ckpt.exists(): raise FileNotFoundError(f"no checkpoint in {path}: train first (train_flowers --run_dir {path})")
+    state = load_checkpoint(ckpt)
+    if model is None:
+        args = dict(state.get('model_args') or {})
+        if not args: raise ValueError(f"{ckpt} was trained with a model passed to train(): pass an instance of that model as model=...")
+        model = get_model(args.pop('name'), **args)
+    model.load_state_dict(state['ema']['model'] if ema else state['model'])
+    return model.to(device or 'cpu').eval(), state['config']
