@@ -84,11 +84,11 @@ def train_flowers(grid:int=64, # images in the saved data grid
 
 # %% ../nbs/11_cli.ipynb #542af085
 def sample_main(run_dir:str='runs/flowers', # the run folder written by train_flowers
-                checkpoint:str|None=None, # a checkpoint file; the run's latest when empty
-                out:str|None=None, # the folder of PNG files; run_dir/samples/<step and settings> when empty
+                checkpoint:str=None, # a checkpoint file; the run's latest when empty
+                out:str=None, # the folder of PNG files; run_dir/samples/<step and settings> when empty
                 n:int=64, # number of images
                 batch_size:int=64, # images per solve
-                labels:str|None=None, # empty: the classes in turn; 'null': unconditional; or one class index
+                labels:str=None, # empty: the classes in turn; 'null': unconditional; or one class index
                 guidance:float=1., # classifier-free guidance scale (1 = conditional, 0 = unconditional)
                 method:str='euler', # solver: euler, midpoint, heun, rk4 or dopri5
                 steps:int=100, # solver steps
@@ -121,23 +121,10 @@ def load_checkpoint_step(path) -> int:
     return int(ckpt.stem.split('_')[-1])
 
 @call_parse
-def sample_flowers(run_dir:str='runs/flowers', # the run folder written by train_flowers
-                   checkpoint:str=None, # a checkpoint file; the run's latest when empty
-                   out:str=None, # the folder of PNG files; run_dir/samples/<step and settings> when empty
-                   n:int=64, # number of images
-                   batch_size:int=64, # images per solve
-                   labels:str=None, # empty: the classes in turn; 'null': unconditional; or one class index
-                   guidance:float=1., # classifier-free guidance scale (1 = conditional, 0 = unconditional)
-                   method:str='euler', # solver: euler, midpoint, heun, rk4 or dopri5
-                   steps:int=100, # solver steps
-                   grid:str='uniform', # time grid: uniform or dense_at_data
-                   seed:int=0, # seed of the noise
-                   device:str='auto', # auto, cpu, cuda, cuda:N, mps or xla
-                   raw:bool=False, # use the raw weights instead of the EMA
-                   progress:bool=True, # show a progress bar
-                  ):
+@delegates(sample_main)
+def sample_flowers(**kwargs):
     "Sample a trained flowers_fm run into a folder of PNG files (the input of FID)"
-    try: sample_main(run_dir, checkpoint, out, n, batch_size, labels, guidance, method, steps, grid, seed, device, raw, progress)
+    try: sample_main(**kwargs)
     except (*USER_ERRORS, IncompatibleCheckpointError) as e:
         print(f"sample_flowers: error: {e}", file=sys.stderr)
         sys.exit(2)
