@@ -45,7 +45,8 @@ def configs(which):
 def label(c):
     if c['lib'] == 'torchcfm': return f"torchcfm {c['matcher']}" + (f"(sigma={c['sigma']})" if 'sigma' in c else '')
     kw = ','.join(f'{k}={v}' for k, v in c['kw'].items())
-    return f"{c['interpolant']}({kw}) + {c['pairing']} [{c['recipe']}]"
+    w = f", {c['workers']} worker{'s' if c['workers'] > 1 else ''}" if c.get('workers') else ''
+    return f"{c['interpolant']}({kw}) + {c['pairing']} [{c['recipe']}{w}]"
 
 def draw_batches(task, steps, bs, seed):
     "The training batches every configuration sees, and the mean ms per batch of each sampler."
@@ -83,7 +84,8 @@ def train_ours(c, batches, steps, lr, seed):
     pairing = None if c['pairing'] == 'independent' else get_pairing(c['pairing'])
     cos = c['recipe'] == 'cosine+ema'
     r = train_2d(model, interpolant=get_interpolant(c['interpolant'], **c['kw']), pairing=pairing, steps=steps, lr=lr,
-                 lr_schedule='cosine' if cos else 'constant', ema=0.999 if cos else None, batches=batches, seed=seed)
+                 lr_schedule='cosine' if cos else 'constant', ema=0.999 if cos else None, batches=batches, seed=seed,
+                 workers=c.get('workers', 0))
     return (r['ema'] if cos else model), r['sec_per_step']
 
 def pairing_ms(name, task, bs, reps=200):
@@ -128,8 +130,10 @@ def timing_summary(rows):
         for r in rs: print(f"| {r['label']} | {r['ms_step']:.2f} | {r.get('ms_pairing', float('nan')):.2f} |")
         ms = {r['label']: r['ms_step'] for r in rs}
         for sig in ('0.1', '0.0'):
-            ind, ex = ms.get(f'linear(sigma={sig}) + independent [cosine+ema]'), ms.get(f'linear(sigma={sig}) + exact_ot [cosine+ema]')
-            if ind and ex: print(f"exact-OT step / independent step (sigma {sig}): {ex:.2f} / {ind:.2f} ms = {ex / ind:.2f} (target <= 1.3)")
+            ind = ms.get(f'linear(sigma={sig}) + independent [cosine+ema]')
+            for w in ('', ', 1 worker', ', 2 workers', ', 3 workers'):
+                ex = ms.get(f'linear(sigma={sig}) + exact_ot [cosine+ema{w}]')
+                if ind and ex: print(f"exact-OT step{w} / independent step (sigma {sig}): {ex:.2f} / {ind:.2f} ms = {ex / ind:.2f} (target <= 1.3)")
         pi, po = ms.get('torchcfm icfm'), ms.get('torchcfm otcfm')
         if pi and po: print(f"torchcfm: otcfm / icfm step = {po:.2f} / {pi:.2f} ms = {po / pi:.2f}")
 
@@ -168,10 +172,12 @@ if __name__ == '__main__':
     ap.add_argument('--jobs', type=int, default=1, help='configurations run at once (one process each)')
     ap.add_argument('--out', default='bench/results_2d.jsonl')
     ap.add_argument('--summary', action='store_true', help='only print the tables of --out')
+    ap.add_argument('--workers', type=int, default=0, help='processes that pair the batches ahead of the step (our pairing configurations)')
     ap.add_argument('--timing-only', action='store_true', help='train and time each configuration, without the W2 evaluation')
     a = ap.parse_args()
     if not a.summary:
-        jobs = [(dict(c, task=t), a) for c in configs(a.configs) for t in a.tasks.split(',')]
+        cs = [dict(c, workers=a.workers) if a.workers and c.get('pairing', 'independent') != 'independent' else c for c in configs(a.configs)]
+        jobs = [(dict(c, task=t), a) for c in cs for t in a.tasks.split(',')]
         done = set()
         if Path(a.out).exists():  # resume: skip what an earlier run finished
             done = {(json.loads(l)['task'], json.loads(l)['label']) for l in Path(a.out).read_text().splitlines() if l.strip()}

@@ -5,6 +5,7 @@
 # %% ../nbs/05_train.ipynb #37630906
 from __future__ import annotations
 import copy, dataclasses, json, math, re, time
+from functools import partial
 from dataclasses import dataclass
 from pathlib import Path
 import torch
@@ -20,11 +21,11 @@ from .sampling import integrate
 
 # %% auto #0
 __all__ = ['PRECISIONS', 'CROP_CHOICES', 'REGULARIZERS', 'ANCHOR_FORMS', 'LR_SCHEDULES', 'ON_NAN', 'STRUCTURAL', 'LOGGED',
-           'fm_loss', 'EMA', 'train_2d', 'TrainConfig', 'step_seed', 'ToyBatches', 'ImageBatches', 'subclass_clusters',
-           'save_cluster_grids', 'same_class_partner', 'locality_loss', 'class_centroids', 'NonFiniteLossError',
-           'IncompatibleCheckpointError', 'checkpoint_path', 'list_checkpoints', 'latest_checkpoint', 'save_checkpoint',
-           'load_checkpoint', 'MetricsLog', 'plot_metrics', 'make_batches', 'model_args', 'make_model', 'sample_grid',
-           'train', 'show_overfit', 'load_trained_model']
+           'fm_loss', 'EMA', 'step_seed', 'StepDraws', 'drawn_ahead', 'train_2d', 'TrainConfig', 'ToyBatches',
+           'ImageBatches', 'subclass_clusters', 'draw_step', 'save_cluster_grids', 'same_class_partner',
+           'locality_loss', 'class_centroids', 'NonFiniteLossError', 'IncompatibleCheckpointError', 'checkpoint_path',
+           'list_checkpoints', 'latest_checkpoint', 'save_checkpoint', 'load_checkpoint', 'MetricsLog', 'plot_metrics',
+           'make_batches', 'model_args', 'make_model', 'sample_grid', 'train', 'show_overfit', 'load_trained_model']
 
 # %% ../nbs/05_train.ipynb #3cbe4155
 def fm_loss(model, # velocity network called as model(x, t, y)
@@ -74,6 +75,30 @@ class EMA:
     def load_state_dict(self, sd:dict):
         self.model.load_state_dict(sd['model']); self.decay, self.warmup, self.updates = sd['decay'], sd['warmup'], sd['updates']
 
+# %% ../nbs/05_train.ipynb #aa82275d
+def step_seed(seed:int, step:int) -> int:
+    "A 63-bit seed for (run seed, step), different for every pair."
+    return (seed * 1_000_003 + step * 7_919 + 12_345) % (2 ** 63)
+
+class StepDraws(torch.utils.data.Dataset):
+    "Item `step` is `draw(step, g)` for a fresh CPU generator `g`, followed by the state `draw` left `g` in."
+    def __init__(self, draw): self.draw = draw  # callable (step, generator) -> tuple; it seeds the generator itself
+    def __getitem__(self, step:int) -> tuple:
+        g = torch.Generator()
+        return (*self.draw(step, g), g.get_state())
+
+def drawn_ahead(draw, # callable (step, generator) -> tuple of CPU tensors (or None); it seeds the generator itself
+                start:int, # the first step
+                stop:int, # one past the last step
+                workers:int=1, # worker processes
+                ahead:int=4, # batches each worker prepares ahead of the loop
+               ):
+    "Iterator over `(*draw(step, g), g's state)` for steps `start` to `stop - 1`, drawn by `workers` processes ahead of the loop."
+    if not isinstance(workers, int) or workers < 1: raise ValueError(f"workers={workers!r}: use a positive number of processes (or draw in the loop)")
+    return iter(torch.utils.data.DataLoader(StepDraws(draw), batch_size=None, sampler=range(start, stop), num_workers=workers,
+                                            prefetch_factor=ahead, generator=torch.Generator().manual_seed(0)))
+
+
 # %% ../nbs/05_train.ipynb #6f8f23c4
 def train_2d(model, # velocity network for 2-D points
              source=None, # callable (n, generator) -> noise points
@@ -87,21 +112,27 @@ def train_2d(model, # velocity network for 2-D points
              lr_schedule:str='constant', # constant, or cosine (decays to 0 at the last step)
              ema:float|None=None, # EMA decay (with warmup), or None for no EMA
              batches=None, # optional sequence of (x0, x1) batches used instead of `source` and `target`
-             seed:int=0, # seeds the data, pairing and path noise of the run
+             seed:int=0, # seeds the data, pairing and path noise of the run (a generator reseeded at every step)
+             workers:int=0, # processes that draw and pair the batches ahead of the step (0: in the loop)
             ) -> dict:
     "Train `model` on batches of `source` -> `target`; return losses, seconds per step and the EMA model."
     if lr_schedule not in ('constant', 'cosine'): raise ValueError(f"unknown lr_schedule {lr_schedule!r}: choose constant or cosine")
     if batches is None and (source is None or target is None): raise ValueError("give `source` and `target` samplers, or `batches`")
     interpolant = interpolant or LinearInterpolant()
-    g = torch.Generator().manual_seed(seed)
+    def draw(i, g):  # the paired batch of step i
+        g.manual_seed(step_seed(seed, i))
+        x0, x1 = batches[i] if batches is not None else (source(batch_size, g), target(batch_size, g))
+        return (x0 if pairing is None else x0[pairing(x0, x1, generator=g)]), x1
+    ahead, g = (drawn_ahead(draw, 0, steps, workers) if workers else None), torch.Generator()
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps) if lr_schedule == 'cosine' else None
     avg = EMA(model, ema) if ema else None
     losses = torch.empty(steps)
     start = time.perf_counter()
     for i in range(steps):
-        x0, x1 = batches[i] if batches is not None else (source(batch_size, g), target(batch_size, g))
-        loss, _ = fm_loss(model, x0, x1, interpolant, pairing, time_sampler, generator=g)
+        if ahead is None: x0, x1 = draw(i, g)
+        else: x0, x1, state = next(ahead); g.set_state(state)
+        loss, _ = fm_loss(model, x0, x1, interpolant, None, time_sampler, generator=g)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -167,6 +198,7 @@ class TrainConfig:
     progress:bool=True # show a progress bar with the live loss
     seed:int=0 # the seed of the run
     device:str='auto' # auto, cpu, cuda, cuda:N, mps or xla
+    data_workers:int=0 # processes that draw, noise and pair the batches ahead of the step (0: in the loop)
 
     def check(self):
         "Raise a ValueError naming the first invalid option."
@@ -190,7 +222,7 @@ class TrainConfig:
         if not 0 <= self.label_dropout < 1: bad('label_dropout', 'use a fraction in [0, 1)')
         if not 0 <= self.ema < 1: bad('ema', 'use a decay in [0, 1), e.g. 0.9999 (0 = no averaging)')
         if self.lr <= 0: bad('lr', 'use a positive learning rate')
-        for opt in ('warmup', 'grad_clip', 'weight_decay', 'reg_weight', 'num_subclasses', 'sample_every', 'save_every', 'sigma'):
+        for opt in ('warmup', 'grad_clip', 'weight_decay', 'reg_weight', 'num_subclasses', 'sample_every', 'save_every', 'sigma', 'data_workers'):
             if getattr(self, opt) < 0: bad(opt, 'use a value >= 0')
         if self.regularizer != 'none' and toy: bad('regularizer', 'regularizers need labelled image data')
         return self
@@ -198,10 +230,6 @@ class TrainConfig:
     def to_dict(self) -> dict: return dataclasses.asdict(self)
 
 # %% ../nbs/05_train.ipynb #7eb40dcb
-def step_seed(seed:int, step:int) -> int:
-    "A 63-bit seed for (run seed, step), different for every pair."
-    return (seed * 1_000_003 + step * 7_919 + 12_345) % (2 ** 63)
-
 class ToyBatches:
     "Batches of 2-D points from a toy sampler, as (x1, None)."
     def __init__(self, name:str, batch_size:int): self.name, self.batch_size = name, batch_size
@@ -241,7 +269,10 @@ class ImageBatches:
 
     def prepare(self, x:torch.Tensor, g:torch.Generator, device) -> torch.Tensor:
         "uint8 images -> floats in [-1, 1] on `device`, cropped and flipped as the dataset asks."
-        if self.ds.crop == 'random': x = torch.stack([self.ds.augment(im) for im in x])  # crop (and flip), per image, torch's global RNG
+        if self.ds.crop == 'random':
+            with torch.random.fork_rng(devices=[]):  # torchvision crops (and flips) draw from the global stream: seed it from the step's
+                torch.manual_seed(int(torch.randint(2 ** 62, (1,), generator=g)))
+                x = torch.stack([self.ds.augment(im) for im in x])
         x = x.to(device).float() / 127.5 - 1
         if self.ds.flip and self.ds.crop != 'random':
             flip = (torch.rand(len(x), generator=g) < 0.5).to(device)
@@ -267,6 +298,26 @@ def subclass_clusters(ds:ImageDataset, # the images
         centres = kmeans(thumbs[members], k, generator=g)
         out[members] = c * k + torch.cdist(thumbs[members], centres).argmin(1)
     return out
+
+def draw_step(step:int, # the step
+              g:torch.Generator, # reseeded with (seed, step); left where the step's times and path noise continue
+              batches=None, # the batch source (`ImageBatches`, `ToyBatches`)
+              seed:int=0, # the run's seed
+              device='cpu', # where the tensors go
+              pairing=None, # pairing callable, or None for independent pairs
+              null:int|None=None, # the null class of a class-conditional model (None: unconditional, `y` is None)
+              label_dropout:float=0., # fraction of labels replaced by `null`
+              overfit:bool=False, # draw the data and noise of step 0 at every step
+             ) -> tuple:
+    "Data `x1`, its labels, the paired noise `x0` and the model's labels `y` of `step`: a function of (seed, step) alone."
+    g.manual_seed(step_seed(seed, 0 if overfit else step))
+    x1, labels = batches.batch(0 if overfit else step, g, device)
+    x0 = torch.randn(x1.shape, generator=g).to(device)
+    if overfit: g.manual_seed(step_seed(seed, step))
+    y = torch.where((torch.rand(len(labels), generator=g) < label_dropout).to(device), null, labels) if null is not None else None
+    if pairing is not None: x0 = x0[pairing(x0, x1, generator=g)]
+    return x1, labels, x0, y
+
 
 # %% ../nbs/05_train.ipynb #caf1f3f1
 def save_cluster_grids(batches:ImageBatches, # batches with `num_subclasses` > 0
@@ -494,14 +545,13 @@ def train(cfg:TrainConfig, # the options of the run
     new_acc = lambda: dict(loss_fm=0., reg=0., grad_norm=0., vnorm=0., n=0)
     acc, t_log, skipped = new_acc(), time.perf_counter(), 0
     pb = progress_bar(range(step, cfg.steps), total=cfg.steps - step, leave=False) if cfg.progress else range(step, cfg.steps)
+    draw = partial(draw_step, batches=batches, seed=cfg.seed, pairing=pairing, null=null, label_dropout=cfg.label_dropout, overfit=cfg.overfit_batch)
+    ahead = drawn_ahead(draw, step, cfg.steps, cfg.data_workers) if cfg.data_workers else None
     for step in pb:
-        # the data and noise of the step (always those of step 0 when overfitting one batch)
-        g.manual_seed(step_seed(cfg.seed, 0 if cfg.overfit_batch else step))
-        x1, labels = batches.batch(0 if cfg.overfit_batch else step, g, device)
-        x0 = torch.randn(x1.shape, generator=g).to(device)
-        if cfg.overfit_batch: g.manual_seed(step_seed(cfg.seed, step))
-        y = torch.where((torch.rand(len(labels), generator=g) < cfg.label_dropout).to(device), null, labels) if cfg.class_cond else None
-        if pairing is not None: x0 = x0[pairing(x0, x1, generator=g)]
+        if ahead is None: x1, labels, x0, y = draw(step, g, device=device)  # data, labels, paired noise, model labels
+        else:
+            *drawn, gstate = next(ahead); g.set_state(gstate)
+            x1, labels, x0, y = (None if d is None else d.to(device) for d in drawn)
         if cfg.regularizer == 'anchor' and (centroids is None or step % cfg.anchor_every == 0): centroids = class_centroids(batches, g, device)
         opt.zero_grad(set_to_none=True)
         loss_fm_sum = reg_sum = vnorm_sum = 0.
