@@ -8,7 +8,7 @@ import copy, dataclasses, json, math, re, time
 from functools import partial
 from dataclasses import dataclass
 from pathlib import Path
-import torch
+import numpy as np, torch
 import torch.nn.functional as F
 from fastprogress.fastprogress import progress_bar
 
@@ -80,12 +80,18 @@ def step_seed(seed:int, step:int) -> int:
     "A 63-bit seed for (run seed, step), different for every pair."
     return (seed * 1_000_003 + step * 7_919 + 12_345) % (2 ** 63)
 
+def _by_value(x):  # small tensors travel pickled by value: a shared-memory handle costs the receiver about 1 ms each
+    return x.numpy() if torch.is_tensor(x) and x.device.type == 'cpu' and x.nbytes < 2 ** 20 else x
+
+def _as_tensor(x): return torch.from_numpy(x) if isinstance(x, np.ndarray) else x
+def _as_drawn(item): return item  # the loader's collate function: keep the worker's tuple as it is
+
 class StepDraws(torch.utils.data.Dataset):
     "Item `step` is `draw(step, g)` for a fresh CPU generator `g`, followed by the state `draw` left `g` in."
     def __init__(self, draw): self.draw = draw  # callable (step, generator) -> tuple; it seeds the generator itself
     def __getitem__(self, step:int) -> tuple:
         g = torch.Generator()
-        return (*self.draw(step, g), g.get_state())
+        return tuple(_by_value(x) for x in (*self.draw(step, g), g.get_state()))
 
 def drawn_ahead(draw, # callable (step, generator) -> tuple of CPU tensors (or None); it seeds the generator itself
                 start:int, # the first step
@@ -95,8 +101,9 @@ def drawn_ahead(draw, # callable (step, generator) -> tuple of CPU tensors (or N
                ):
     "Iterator over `(*draw(step, g), g's state)` for steps `start` to `stop - 1`, drawn by `workers` processes ahead of the loop."
     if not isinstance(workers, int) or workers < 1: raise ValueError(f"workers={workers!r}: use a positive number of processes (or draw in the loop)")
-    return iter(torch.utils.data.DataLoader(StepDraws(draw), batch_size=None, sampler=range(start, stop), num_workers=workers,
-                                            prefetch_factor=ahead, generator=torch.Generator().manual_seed(0)))
+    loader = torch.utils.data.DataLoader(StepDraws(draw), batch_size=None, sampler=range(start, stop), num_workers=workers,
+                                         prefetch_factor=ahead, collate_fn=_as_drawn, generator=torch.Generator().manual_seed(0))
+    return (tuple(_as_tensor(x) for x in item) for item in loader)
 
 
 # %% ../nbs/05_train.ipynb #6f8f23c4
