@@ -627,10 +627,8 @@ def train(cfg:TrainConfig, # the options of the run
 @torch.no_grad()
 def show_overfit(model, cfg, batches, device, interpolant, path=None, n:int=8) -> torch.Tensor:
     "The overfitted batch (top row) and what the model makes of its noise (bottom row)."
-    g = torch.Generator().manual_seed(step_seed(cfg.seed, 0))
-    x1, labels = batches.batch(0, g, device)
-    x0 = torch.randn(x1.shape, generator=g).to(device)
-    if cfg.pairing != 'independent': x0 = x0[get_pairing(cfg.pairing)(x0, x1, generator=g)]
+    x1, labels, x0, _ = draw_step(0, torch.Generator(), batches, cfg.seed, device, None if cfg.pairing == 'independent' else get_pairing(cfg.pairing),
+                                  batches.num_classes if cfg.class_cond else None, cfg.label_dropout, overfit=True)  # the batch it trained on
     was = model.training; model.eval()
     out = integrate(model, x0[:n], 'euler', cfg.sample_steps, y=labels[:n] if cfg.class_cond else None).x
     model.train(was)
