@@ -14,7 +14,7 @@ from torchdiffeq import odeint
 from .core import atomic_write, image_grid, to_uint8
 
 # %% auto #0
-__all__ = ['TIME_GRIDS', 'SOLVERS', 'time_grid', 'ODESample', 'integrate', 'guided', 'sample', 'save_samples',
+__all__ = ['TIME_GRIDS', 'SOLVERS', 'time_grid', 'ODESample', 'integrate', 'guided', 'sample', 'sample_images', 'save_samples',
            'show_trajectories', 'path_straightness', 'save_flow_gif']
 
 # %% ../nbs/06_sampling.ipynb #dde85fbb
@@ -126,6 +126,32 @@ def _sample_labels(model, n, labels):
     if labels.min() < 0 or labels.max() > classes: raise ValueError(f"labels must lie in 0..{classes} ({classes} is the null class)")
     return labels
 
+def sample_images(model, # image velocity network with `in_channels` and `res`
+                  n:int, # number of images
+                  batch_size:int=64, # images per solve
+                  labels:torch.Tensor|int|str|None=None, # None: classes in turn (or unconditional); 'null'; a class; (n,) labels
+                  guidance:float=1., # classifier-free guidance scale
+                  method:str='euler', # a `SOLVERS` name
+                  steps:int=100, # solver steps
+                  grid:str='uniform', # a `TIME_GRIDS` name
+                  seed:int=0, # seed of the noise; batch b uses its own stream
+                  device=None, # where to integrate; the model's device when None
+                  skip=None, # callable (start, count) -> True for batches not to draw (already saved)
+                  progress:bool=True, # show a progress bar
+                 ):
+    "Yield `(start, pixels, nfe)` per batch: the samples quantised to uint8 (B, C, H, W) and the model calls they took."
+    if not hasattr(model, 'in_channels') or not hasattr(model, 'res'):
+        raise ValueError("image samples need an image model with `in_channels` and `res` (a UNet or DiT); sample points with `sample`")
+    y = _sample_labels(model, n, labels)
+    starts = range(0, n, batch_size)
+    for b, i in enumerate(progress_bar(starts, leave=False) if progress else starts):
+        m = min(batch_size, n - i)
+        if skip is not None and skip(i, m): continue
+        g = torch.Generator().manual_seed(_batch_seed(seed, b))
+        s = sample(model, m, (model.in_channels, model.res, model.res), y=None if y is None else y[i:i + m],
+                   guidance=guidance, method=method, steps=steps, grid=grid, generator=g, device=device)
+        yield i, to_uint8(s.x.cpu()), s.nfe
+
 def save_samples(model, # image velocity network with `in_channels` and `res`
                  folder:str|Path, # where the PNG files go (created)
                  n:int, # number of images
@@ -140,25 +166,23 @@ def save_samples(model, # image velocity network with `in_channels` and `res`
                  progress:bool=True, # show a progress bar
                 ) -> Path:
     "Write `n` samples of `model` as `00000.png`, `00001.png`, ... into `folder`, resuming a partial folder."
-    if not hasattr(model, 'in_channels') or not hasattr(model, 'res'):
-        raise ValueError("save_samples needs an image model with `in_channels` and `res` (a UNet or DiT); sample points with `sample`")
-    folder = Path(folder); folder.mkdir(parents=True, exist_ok=True)
-    y = _sample_labels(model, n, labels)
+    y = _sample_labels(model, n, labels) if hasattr(model, 'res') else None
     meta = dict(n=n, batch_size=batch_size, labels=None if y is None else y.tolist(), guidance=guidance,
-                method=method, steps=steps, grid=grid, seed=seed, shape=[model.in_channels, model.res, model.res])
-    if (folder / 'samples.json').exists() and json.loads((folder / 'samples.json').read_text()) != meta:
+                method=method, steps=steps, grid=grid, seed=seed, shape=[getattr(model, 'in_channels', None), getattr(model, 'res', None)])
+    folder = Path(folder); record = folder / 'samples.json'
+    saved = json.loads(record.read_text()) if record.exists() else dict(settings=meta, nfe={})
+    if saved.get('settings') != meta:
         raise ValueError(f"{folder} holds samples made with other settings (see its samples.json): use another folder or delete it")
-    with atomic_write(folder / 'samples.json', 'w') as f: json.dump(meta, f)
-    starts = range(0, n, batch_size)
-    for b, i in enumerate(progress_bar(starts, leave=False) if progress else starts):
-        names = [folder / f'{k:05d}.png' for k in range(i, min(i + batch_size, n))]
-        if all(p.exists() for p in names): continue
-        g = torch.Generator().manual_seed(_batch_seed(seed, b))
-        x = sample(model, len(names), (model.in_channels, model.res, model.res), y=None if y is None else y[i:i + len(names)],
-                   guidance=guidance, method=method, steps=steps, grid=grid, generator=g, device=device).x
-        pixels = to_uint8(x.cpu()).expand(-1, 3, -1, -1).permute(0, 2, 3, 1).numpy()
-        for p, img in zip(names, pixels):
+    names = lambda i, m: [folder / f'{k:05d}.png' for k in range(i, i + m)]
+    for i, pixels, nfe in sample_images(model, n, batch_size, y, guidance, method, steps, grid, seed, device,
+                                        skip=lambda i, m: all(p.exists() for p in names(i, m)), progress=progress):
+        folder.mkdir(parents=True, exist_ok=True)
+        for p, img in zip(names(i, len(pixels)), pixels.expand(-1, 3, -1, -1).permute(0, 2, 3, 1).numpy()):
             with atomic_write(p) as f: Image.fromarray(img).save(f, format='PNG')
+        saved['nfe'][str(i)] = nfe
+        with atomic_write(record, 'w') as f: json.dump(saved, f)
+    if not record.exists():
+        with atomic_write(record, 'w') as f: json.dump(saved, f)
     return folder
 
 # %% ../nbs/06_sampling.ipynb #dbbe7b7e
