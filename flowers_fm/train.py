@@ -13,11 +13,12 @@ import torch.nn.functional as F
 from fastprogress.fastprogress import progress_bar
 
 from .core import DEVICE_CHOICES, atomic_write, get_device, get_rng_states, set_rng_states, save_image_grid, seed_everything
-from .data import ImageDataset, TOY_SAMPLERS, load_dataset, sample_toy, DATASETS, ON_ERROR_CHOICES
+from .data import ImageDataset, TOY_SAMPLERS, load_dataset, sample_toy, data_root, DATASETS, ON_ERROR_CHOICES
 from .interpolants import Interpolant, LinearInterpolant, INTERPOLANTS, TIME_SAMPLERS, get_interpolant, get_time_sampler
 from .pairing import PAIRINGS, get_pairing, kmeans
 from .models import MODEL_PRESETS, get_model
 from .sampling import integrate
+from .metrics import FID_MODES, FIDEvaluator
 
 # %% auto #0
 __all__ = ['PRECISIONS', 'CROP_CHOICES', 'REGULARIZERS', 'ANCHOR_FORMS', 'LR_SCHEDULES', 'ON_NAN', 'STRUCTURAL', 'LOGGED',
@@ -196,7 +197,11 @@ class TrainConfig:
     on_nan:str='stop' # a non-finite loss: stop (keeping the last good checkpoint) or skip the batch
     log_every:int=25 # steps between logged metrics
     sample_every:int=250 # steps between sample grids (0 = only at the end)
-    sample_steps:int=50 # Euler steps of the sample grids
+    sample_steps:int=50 # Euler steps of the sample grids (and of the FID samples)
+    fid_every:int=0 # steps between FID/KID evaluations of the EMA model (0 = none; needs the [fid] extra)
+    fid_n:int=1000 # samples per FID evaluation
+    fid_mode:str='clean' # clean-fid protocol: clean or legacy_tensorflow
+    fid_ref_n:int=0 # real images of the FID reference (a seeded subset; 0 = the whole data set)
     save_every:int=250 # steps between checkpoints (0 = only at the end)
     keep_last:int=3 # checkpoints kept
     run_dir:str='runs/flowers' # folder of checkpoints, logs and images
@@ -221,17 +226,18 @@ class TrainConfig:
         if str(self.device).split(':')[0].lower() not in DEVICE_CHOICES: bad('device', f"choose one of {', '.join(DEVICE_CHOICES)} (or cuda:N)")
         if toy != (self.model == 'mlp'): bad('model', "use mlp for toy:NAME data and an image model (unet*, dit*) for images")
         for opt, allowed in (('interpolant', INTERPOLANTS), ('pairing', PAIRINGS), ('time_sampler', TIME_SAMPLERS), ('precision', PRECISIONS),
-                             ('regularizer', REGULARIZERS), ('anchor_form', ANCHOR_FORMS), ('lr_schedule', LR_SCHEDULES), ('on_nan', ON_NAN)):
+                             ('regularizer', REGULARIZERS), ('anchor_form', ANCHOR_FORMS), ('lr_schedule', LR_SCHEDULES), ('on_nan', ON_NAN), ('fid_mode', FID_MODES)):
             if getattr(self, opt) not in allowed: bad(opt, f"choose one of {', '.join(allowed)}")
-        for opt in ('res', 'batch_size', 'grad_accum', 'steps', 'log_every', 'sample_steps', 'keep_last', 'anchor_every', 'n_images'):
+        for opt in ('res', 'batch_size', 'grad_accum', 'steps', 'log_every', 'sample_steps', 'keep_last', 'anchor_every', 'n_images', 'fid_n'):
             if not isinstance(getattr(self, opt), int) or getattr(self, opt) < 1: bad(opt, 'use a positive integer')
         if self.batch_size % self.grad_accum: bad('grad_accum', f'it must divide batch_size={self.batch_size}')
         if not 0 <= self.label_dropout < 1: bad('label_dropout', 'use a fraction in [0, 1)')
         if not 0 <= self.ema < 1: bad('ema', 'use a decay in [0, 1), e.g. 0.9999 (0 = no averaging)')
         if self.lr <= 0: bad('lr', 'use a positive learning rate')
-        for opt in ('warmup', 'grad_clip', 'weight_decay', 'reg_weight', 'num_subclasses', 'sample_every', 'save_every', 'sigma', 'data_workers'):
+        for opt in ('warmup', 'grad_clip', 'weight_decay', 'reg_weight', 'num_subclasses', 'sample_every', 'save_every', 'sigma', 'data_workers', 'fid_every', 'fid_ref_n'):
             if getattr(self, opt) < 0: bad(opt, 'use a value >= 0')
         if self.regularizer != 'none' and toy: bad('regularizer', 'regularizers need labelled image data')
+        if self.fid_every and toy: bad('fid_every', 'FID needs image data; measure 2-D samples with flowers_fm.metrics.w2')
         return self
 
     def to_dict(self) -> dict: return dataclasses.asdict(self)
@@ -518,7 +524,7 @@ def _autocast(device, dtype): return torch.autocast(device.type, dtype=dtype or 
 def train(cfg:TrainConfig, # the options of the run
           batches=None, # a batch source (`ImageBatches`, `ToyBatches`); built from cfg when None
           model:torch.nn.Module|None=None, # the model; built from cfg when None
-          eval_fn=None, # optional callable(ema_model, step) -> dict of extra metrics (e.g. fid), called with the sample grids
+          eval_fn=None, # optional callable(ema_model, step) -> dict of extra metrics, called with FID (every fid_every steps) and at the end
          ) -> dict:
     "Train a flow-matching model as `cfg` says; return the model, its EMA, the final step and the logged metrics."
     cfg.check()
@@ -545,6 +551,8 @@ def train(cfg:TrainConfig, # the options of the run
         step, centroids = st['step'], (None if st['centroids'] is None else st['centroids'].to(device))
         print(f'resumed from {ck} at step {step}')
     elif cfg.num_subclasses and isinstance(batches, ImageBatches): save_cluster_grids(batches, run / 'clusters')
+    fid = FIDEvaluator(batches.ds, cfg.fid_n, cfg.fid_mode, cfg.fid_ref_n or None, steps=cfg.sample_steps, seed=cfg.seed, device=device,
+                       cache_dir=data_root(cfg.data_root) / 'fid_stats', progress=cfg.progress) if cfg.fid_every else None
     log = MetricsLog(run, cfg.to_dict(), cfg.wandb)
     state = lambda: dict(model=model.state_dict(), ema=ema.state_dict(), optimizer=opt.state_dict(), scheduler=sched.state_dict(),
                          scaler=scaler.state_dict(), step=step, rng=get_rng_states(), config=cfg.to_dict(), model_args=margs,
@@ -598,6 +606,10 @@ def train(cfg:TrainConfig, # the options of the run
         step = done = step + 1
         if cfg.progress: pb.comment = f'loss {float(loss_fm_sum):.4f}'
         sample_now = (cfg.sample_every and done % cfg.sample_every == 0) or done == cfg.steps
+        evaluated = {}
+        if (cfg.fid_every and done % cfg.fid_every == 0) or done == cfg.steps:  # image metrics of the EMA model
+            if fid is not None: evaluated.update(fid(ema.model, done))
+            if eval_fn is not None: evaluated.update(eval_fn(ema.model, done))
         if done % cfg.log_every == 0 or done == cfg.steps:
             n, now = max(acc['n'], 1), time.perf_counter()
             reg_logged = acc['reg'] / n
@@ -611,12 +623,12 @@ def train(cfg:TrainConfig, # the options of the run
             m = dict(step=done, loss_fm=acc['loss_fm'] / n, regularized_loss=reg_logged, grad_norm=acc['grad_norm'] / n,
                      vector_field_mean_norm=acc['vnorm'] / n, lr=sched.get_last_lr()[0], images_per_s=n * cfg.batch_size / (now - t_log),
                      skipped=skipped)
-            if sample_now:
-                sample_grid(ema.model, cfg, batches, device, path=run / f'samples_{done:08d}.png')
-                if eval_fn is not None: m.update(eval_fn(ema.model, done))
-            log.log(m)
+            if sample_now: sample_grid(ema.model, cfg, batches, device, path=run / f'samples_{done:08d}.png')
+            log.log(m | evaluated)
             acc, t_log = new_acc(), time.perf_counter()
-        elif sample_now: sample_grid(ema.model, cfg, batches, device, path=run / f'samples_{done:08d}.png')
+        else:
+            if sample_now: sample_grid(ema.model, cfg, batches, device, path=run / f'samples_{done:08d}.png')
+            if evaluated: log.log(dict(step=done) | evaluated)
         if (cfg.save_every and done % cfg.save_every == 0) or done == cfg.steps:
             save_checkpoint(checkpoint_path(run, done), state(), cfg.keep_last)
     if cfg.overfit_batch and cfg.model != 'mlp': show_overfit(model, cfg, batches, device, interpolant, path=run / 'overfit_batch.png')
