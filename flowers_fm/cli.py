@@ -17,6 +17,7 @@ from .metrics import (FID_MODES, InceptionFeatures, MissingWeightsError, closest
                                 heldout_dataset, image_features, image_metrics, reference_features)
 from .sampling import SOLVERS, TIME_GRIDS, save_samples
 from .train import (TrainConfig, ImageBatches, IncompatibleCheckpointError, NonFiniteLossError, latest_checkpoint,
+                              CheckpointWriteError, TrainingInterrupted,
                               load_checkpoint, load_trained_model, make_batches, train)
 
 # %% auto #0
@@ -70,7 +71,7 @@ def main(grid:int=64, # images in the saved data grid
     return summary
 
 # %% ../nbs/11_cli.ipynb #284ddbdb
-USER_ERRORS = (ValueError, DeviceError, DatasetNotFoundError, UnreadableImageError)
+USER_ERRORS = (ValueError, DeviceError, DatasetNotFoundError, UnreadableImageError, MissingWeightsError)
 
 @call_parse
 @_with_config_options
@@ -81,9 +82,13 @@ def train_flowers(grid:int=64, # images in the saved data grid
     except USER_ERRORS as e:
         print(f"train_flowers: error: {e}", file=sys.stderr)
         sys.exit(2)
-    except NonFiniteLossError as e:
+    except (NonFiniteLossError, CheckpointWriteError) as e:
         print(f"train_flowers: stopped: {e}", file=sys.stderr)
         sys.exit(1)
+    except TrainingInterrupted as e: sys.exit(128 + e.signum)  # the loop has said where it stopped
+    except KeyboardInterrupt:
+        print("train_flowers: interrupted before training started (nothing to save)", file=sys.stderr)
+        sys.exit(130)
 
 # %% ../nbs/11_cli.ipynb #542af085
 def sample_main(run_dir:str='runs/flowers', # the run folder written by train_flowers
@@ -189,6 +194,6 @@ def eval_main(run_dir:str='runs/flowers', # the run folder written by train_flow
 def eval_flowers(**kwargs):
     "Score a trained flowers_fm run: FID, KID, precision, recall and memorisation of its samples, into eval.json"
     try: eval_main(**kwargs)
-    except (*USER_ERRORS, IncompatibleCheckpointError, MissingWeightsError) as e:
+    except (*USER_ERRORS, IncompatibleCheckpointError) as e:
         print(f"eval_flowers: error: {e}", file=sys.stderr)
         sys.exit(2)

@@ -4,12 +4,14 @@
 
 # %% ../nbs/05_train.ipynb #37630906
 from __future__ import annotations
-import copy, dataclasses, json, math, re, time
+import copy, dataclasses, io, json, math, os, pickle, re, signal, sys, threading, time, warnings
+from contextlib import contextmanager
 from functools import partial
 from dataclasses import dataclass
 from pathlib import Path
 import numpy as np, torch
 import torch.nn.functional as F
+from fastcore.imports import in_notebook
 from fastprogress.fastprogress import progress_bar
 
 from .core import DEVICE_CHOICES, atomic_write, get_device, get_rng_states, set_rng_states, save_image_grid, seed_everything
@@ -24,9 +26,11 @@ from .metrics import FID_MODES, FIDEvaluator
 __all__ = ['PRECISIONS', 'CROP_CHOICES', 'REGULARIZERS', 'ANCHOR_FORMS', 'LR_SCHEDULES', 'ON_NAN', 'STRUCTURAL', 'LOGGED',
            'fm_loss', 'EMA', 'step_seed', 'StepDraws', 'drawn_ahead', 'train_2d', 'TrainConfig', 'ToyBatches',
            'ImageBatches', 'subclass_clusters', 'draw_step', 'save_cluster_grids', 'same_class_partner',
-           'locality_loss', 'class_centroids', 'NonFiniteLossError', 'IncompatibleCheckpointError', 'checkpoint_path',
-           'list_checkpoints', 'latest_checkpoint', 'save_checkpoint', 'load_checkpoint', 'MetricsLog', 'plot_metrics',
-           'make_batches', 'model_args', 'make_model', 'sample_grid', 'train', 'show_overfit', 'load_trained_model']
+           'locality_loss', 'class_centroids', 'NonFiniteLossError', 'IncompatibleCheckpointError',
+           'UnreadableCheckpointError', 'CheckpointWriteError', 'checkpoint_path', 'list_checkpoints',
+           'latest_checkpoint', 'save_checkpoint', 'load_checkpoint', 'load_latest_checkpoint', 'MetricsLog',
+           'plot_metrics', 'make_batches', 'model_args', 'make_model', 'sample_grid', 'TrainingInterrupted',
+           'stop_requests', 'progress_line', 'train', 'show_overfit', 'load_trained_model']
 
 # %% ../nbs/05_train.ipynb #3cbe4155
 def fm_loss(model, # velocity network called as model(x, t, y)
@@ -94,6 +98,8 @@ class StepDraws(torch.utils.data.Dataset):
         g = torch.Generator()
         return tuple(_by_value(x) for x in (*self.draw(step, g), g.get_state()))
 
+def _ignore_sigint(worker_id): signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole process group: the loop decides
+
 def drawn_ahead(draw, # callable (step, generator) -> tuple of CPU tensors (or None); it seeds the generator itself
                 start:int, # the first step
                 stop:int, # one past the last step
@@ -103,7 +109,8 @@ def drawn_ahead(draw, # callable (step, generator) -> tuple of CPU tensors (or N
     "Iterator over `(*draw(step, g), g's state)` for steps `start` to `stop - 1`, drawn by `workers` processes ahead of the loop."
     if not isinstance(workers, int) or workers < 1: raise ValueError(f"workers={workers!r}: use a positive number of processes (or draw in the loop)")
     loader = torch.utils.data.DataLoader(StepDraws(draw), batch_size=None, sampler=range(start, stop), num_workers=workers,
-                                         prefetch_factor=ahead, collate_fn=_as_drawn, generator=torch.Generator().manual_seed(0))
+                                         prefetch_factor=ahead, collate_fn=_as_drawn, generator=torch.Generator().manual_seed(0),
+                                         worker_init_fn=_ignore_sigint)
     return (tuple(_as_tensor(x) for x in item) for item in loader)
 
 
@@ -233,11 +240,19 @@ class TrainConfig:
         if self.batch_size % self.grad_accum: bad('grad_accum', f'it must divide batch_size={self.batch_size}')
         if not 0 <= self.label_dropout < 1: bad('label_dropout', 'use a fraction in [0, 1)')
         if not 0 <= self.ema < 1: bad('ema', 'use a decay in [0, 1), e.g. 0.9999 (0 = no averaging)')
-        if self.lr <= 0: bad('lr', 'use a positive learning rate')
+        if not (math.isfinite(self.lr) and self.lr > 0): bad('lr', 'use a finite, positive learning rate, e.g. 2e-4')
         for opt in ('warmup', 'grad_clip', 'weight_decay', 'reg_weight', 'num_subclasses', 'sample_every', 'save_every', 'sigma', 'data_workers', 'fid_every', 'fid_ref_n'):
-            if getattr(self, opt) < 0: bad(opt, 'use a value >= 0')
+            if not math.isfinite(getattr(self, opt)) or getattr(self, opt) < 0: bad(opt, 'use a finite value >= 0')
         if self.regularizer != 'none' and toy: bad('regularizer', 'regularizers need labelled image data')
         if self.fid_every and toy: bad('fid_every', 'FID needs image data; measure 2-D samples with flowers_fm.metrics.w2')
+        if not toy:  # the model must fit the resolution: built on the meta device, it costs no memory and no time
+            try:
+                with torch.device('meta'): get_model(self.model, res=self.res)
+            except ValueError as e: bad('model', f'{e} (at res={self.res})')
+        run = Path(self.run_dir)
+        if run.exists() and not run.is_dir(): bad('run_dir', 'it is a file: give a folder (created if missing)')
+        parent = next(p for p in (run, *run.parents) if p.exists())
+        if not os.access(parent, os.W_OK | os.X_OK): bad('run_dir', f'{parent} is not writable: give a folder you can write to')
         return self
 
     def to_dict(self) -> dict: return dataclasses.asdict(self)
@@ -402,6 +417,12 @@ class NonFiniteLossError(RuntimeError):
 class IncompatibleCheckpointError(ValueError):
     "A checkpoint made with another configuration."
 
+class UnreadableCheckpointError(IncompatibleCheckpointError):
+    "A checkpoint file that cannot be read: damaged, cut short, or not a flowers_fm checkpoint."
+
+class CheckpointWriteError(OSError):
+    "A checkpoint that could not be written (no space, no permission); the previous one is intact."
+
 def checkpoint_path(run_dir, step:int) -> Path: return Path(run_dir) / f'ckpt_{step:08d}.pt'
 
 def list_checkpoints(run_dir) -> list[Path]:
@@ -416,7 +437,13 @@ def latest_checkpoint(run_dir) -> Path|None:
 def save_checkpoint(path, state:dict, keep_last:int|None=None) -> Path:
     "Write `state` atomically to `path`; then delete all but the newest `keep_last` checkpoints of its folder."
     path = Path(path)
-    with atomic_write(path) as f: torch.save(state, f)
+    buf = io.BytesIO(); torch.save(state, buf)  # serialise first: what reaches the disk can only fail for lack of room or rights
+    try:
+        with atomic_write(path) as f: f.write(buf.getbuffer())
+    except OSError as e:
+        raise CheckpointWriteError(e.errno, f"could not write checkpoint {path.name} in {path.parent} ({e.strerror or e}): it needs "
+                                   f"{len(buf.getbuffer()) / 2**20:.1f} MB free there and write permission; the previous checkpoint "
+                                   f"({latest_checkpoint(path.parent) or 'none yet'}) is intact") from None
     if keep_last:
         for old in list_checkpoints(path.parent)[:-keep_last]: old.unlink()
     return path
@@ -424,7 +451,13 @@ def save_checkpoint(path, state:dict, keep_last:int|None=None) -> Path:
 def load_checkpoint(path, cfg:TrainConfig|None=None) -> dict:
     "Load a checkpoint safely (tensors and plain values only) and check it fits `cfg`."
     try: state = torch.load(path, map_location='cpu', weights_only=True)
-    except Exception as e: raise IncompatibleCheckpointError(f"cannot read checkpoint {path}: {e}") from None
+    except pickle.UnpicklingError as e:  # torch's own message advises weights_only=False: the unsafe thing to do with a stranger's file
+        raise UnreadableCheckpointError(f"refused {path}: it is not a flowers_fm checkpoint, or it may be unsafe (it holds objects other "
+                                        f"than tensors and plain values, which only pickle could load, and flowers_fm never does)") from None
+    except Exception as e:
+        raise UnreadableCheckpointError(f"cannot read checkpoint {path} ({type(e).__name__}): it is damaged or cut short") from None
+    if not isinstance(state, dict) or 'config' not in state:
+        raise UnreadableCheckpointError(f"refused {path}: it is not a flowers_fm checkpoint (no config inside)")
     if cfg is not None:
         saved = state['config']
         for k in STRUCTURAL:
@@ -432,6 +465,19 @@ def load_checkpoint(path, cfg:TrainConfig|None=None) -> dict:
                 raise IncompatibleCheckpointError(f"checkpoint {path} was made with {k}={saved.get(k)!r}, this run has {k}={getattr(cfg, k)!r}: "
                                                   f"use the same {k} or another run_dir")
     return state
+
+def load_latest_checkpoint(run_dir, # the run folder
+                           cfg:TrainConfig|None=None, # the run's options, checked against each checkpoint
+                          ) -> tuple[Path|None, dict|None]:
+    "The newest readable checkpoint of `run_dir` and its state (None, None if there is none); newer unreadable ones are skipped with a warning."
+    skipped = []
+    for ck in reversed(list_checkpoints(run_dir)):
+        try: state = load_checkpoint(ck, cfg)
+        except UnreadableCheckpointError as e: skipped.append(str(e)); continue
+        if skipped: warnings.warn(f"{'; '.join(skipped)}; resuming from {ck} instead")
+        return ck, state
+    if skipped: raise UnreadableCheckpointError(f"no readable checkpoint in {run_dir}: {'; '.join(skipped)}. Remove them, or use another run_dir")
+    return None, None
 
 # %% ../nbs/05_train.ipynb #92a9d1c9
 LOGGED = ('step', 'loss_fm', 'regularized_loss', 'grad_norm', 'vector_field_mean_norm', 'lr', 'images_per_s')
@@ -518,6 +564,37 @@ def sample_grid(model, cfg:TrainConfig, batches, device, n:int=16, path=None) ->
     if path is not None and x.ndim == 4: save_image_grid(x.float().clamp(-1, 1), path, nrow=8)
     return x
 
+# %% ../nbs/05_train.ipynb #1e985664
+class TrainingInterrupted(KeyboardInterrupt):
+    "SIGINT or SIGTERM stopped training after the step in progress, and a checkpoint of that step was written."
+    def __init__(self, signum:int, step:int, checkpoint:Path):
+        super().__init__(f"interrupted at step {step}; checkpoint {checkpoint}; continue with --resume")
+        self.signum, self.step, self.checkpoint = signum, step, checkpoint
+
+@contextmanager
+def stop_requests(signals:tuple=(signal.SIGINT, signal.SIGTERM), # the signals that ask the loop to stop
+                 ):
+    "Record the first of `signals` in the yielded list instead of stopping at once; a second one stops at once."
+    got = []
+    if threading.current_thread() is not threading.main_thread(): yield got; return  # only the main thread receives signals
+    def ask(signum, frame):
+        if got: raise KeyboardInterrupt(f"{signal.Signals(signum).name} after {signal.Signals(got[0]).name}: stopping at once, without a checkpoint")
+        got.append(signum)
+    old = {s: signal.signal(s, ask) for s in signals}
+    try: yield got
+    finally:
+        for s, h in old.items(): signal.signal(s, h)
+
+def progress_line(step:int, # steps done
+                  steps:int, # steps in all
+                  m:dict, # the logged metrics of this step
+                  elapsed:float, # seconds since the loop started
+                  done_here:int, # steps done since the loop started (not counting resumed ones)
+                 ) -> str:
+    "One plain progress line: step, loss, images/s and the time left."
+    h, rest = divmod(round(elapsed / max(done_here, 1) * (steps - step)), 3600)
+    return f"step {step}/{steps}  loss {m['loss_fm']:.4f}  {m['images_per_s']:.1f} images/s  {h}:{rest // 60:02d}:{rest % 60:02d} left"
+
 # %% ../nbs/05_train.ipynb #201cd1da
 def _autocast(device, dtype): return torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None)
 
@@ -544,8 +621,8 @@ def train(cfg:TrainConfig, # the options of the run
     amp = dict(bf16=torch.bfloat16, fp16=torch.float16).get(cfg.precision)
     null = batches.num_classes if cfg.class_cond else None
     g, centroids, step = torch.Generator(), None, 0
-    if cfg.resume and (ck := latest_checkpoint(run)) is not None:
-        st = load_checkpoint(ck, cfg)
+    ck, st = load_latest_checkpoint(run, cfg) if cfg.resume else (None, None)
+    if st is not None:
         model.load_state_dict(st['model']); ema.load_state_dict(st['ema']); opt.load_state_dict(st['optimizer'])
         sched.load_state_dict(st['scheduler']); scaler.load_state_dict(st['scaler']); set_rng_states(st['rng'])
         step, centroids = st['step'], (None if st['centroids'] is None else st['centroids'].to(device))
@@ -559,78 +636,88 @@ def train(cfg:TrainConfig, # the options of the run
                          centroids=None if centroids is None else centroids.cpu(), data_order=dict(seed=cfg.seed, step=step))
     new_acc = lambda: dict(loss_fm=0., reg=0., grad_norm=0., vnorm=0., n=0)
     acc, t_log, skipped = new_acc(), time.perf_counter(), 0
-    pb = progress_bar(range(step, cfg.steps), total=cfg.steps - step, leave=False) if cfg.progress else range(step, cfg.steps)
+    bar = cfg.progress and (in_notebook() or sys.stdout.isatty())  # elsewhere (a log file, nohup, CI) plain lines at each log
+    pb = progress_bar(range(step, cfg.steps), total=cfg.steps - step, leave=False) if bar else range(step, cfg.steps)
+    t_start, first_step = time.perf_counter(), step
     draw = partial(draw_step, batches=batches, seed=cfg.seed, pairing=pairing, null=null, label_dropout=cfg.label_dropout, overfit=cfg.overfit_batch)
     ahead = drawn_ahead(draw, step, cfg.steps, cfg.data_workers) if cfg.data_workers else None
-    for step in pb:
-        if ahead is None: x1, labels, x0, y = draw(step, g, device=device)  # data, labels, paired noise, model labels
-        else:
-            *drawn, gstate = next(ahead); g.set_state(gstate)
-            x1, labels, x0, y = (None if d is None else d.to(device) for d in drawn)
-        if cfg.regularizer == 'anchor' and (centroids is None or step % cfg.anchor_every == 0): centroids = class_centroids(batches, g, device)
-        opt.zero_grad(set_to_none=True)
-        loss_fm_sum = reg_sum = vnorm_sum = 0.
-        k = cfg.grad_accum
-        for i in range(k):  # micro-batches
-            part = slice(i * len(x1) // k, (i + 1) * len(x1) // k)
-            x0m, x1m, ym = x0[part], x1[part], (None if y is None else y[part])
-            t, xt, ut, eps = interpolant.sample(x0m, x1m, time_sampler=time_sampler, generator=g, return_noise=True)
-            with _autocast(device, amp):
-                v = model(xt, t, ym)
-                loss_fm = (v.float() - ut).pow(2).mean()
-                reg = torch.zeros((), device=device)
-                if cfg.regularizer != 'none':
-                    lab = labels[part]
-                    if cfg.regularizer == 'locality':
-                        pt = same_class_partner(lab, g)
-                        reg = locality_loss(model, interpolant, x0m, t, eps, v.float(), ut, x1m[pt], None if ym is None else ym[pt])
-                    else:
-                        reg = locality_loss(model, interpolant, x0m, t, eps, v.float(), ut, centroids[lab], ym,
-                                            grad_through_partner=cfg.anchor_form == 'full')
-            scaler.scale((loss_fm + cfg.reg_weight * reg) / k).backward()
-            loss_fm_sum += loss_fm.detach() / k; reg_sum += reg.detach() / k
-            vnorm_sum += v.detach().float().flatten(1).norm(dim=1).mean() / k
-        loss_value = float(loss_fm_sum + cfg.reg_weight * reg_sum)
-        if not math.isfinite(loss_value):
-            if cfg.on_nan == 'skip':
-                skipped += 1; opt.zero_grad(set_to_none=True); continue
-            last = latest_checkpoint(run); log.close()
-            raise NonFiniteLossError(f"non-finite loss ({loss_value}) at step {step}; " + (
-                f"the last good checkpoint is {last}: resume from it (resume=True) with a lower lr, or use on_nan='skip'" if last
-                else "no checkpoint was written yet: lower the lr, or use on_nan='skip'"))
-        scaler.unscale_(opt)
-        gnorm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip if cfg.grad_clip > 0 else float('inf'))
-        scaler.step(opt); scaler.update(); sched.step(); ema.update(model)
-        for key, val in (('loss_fm', loss_fm_sum), ('reg', reg_sum), ('grad_norm', gnorm), ('vnorm', vnorm_sum)): acc[key] += float(val)
-        acc['n'] += 1
-        step = done = step + 1
-        if cfg.progress: pb.comment = f'loss {float(loss_fm_sum):.4f}'
-        sample_now = (cfg.sample_every and done % cfg.sample_every == 0) or done == cfg.steps
-        evaluated = {}
-        if (cfg.fid_every and done % cfg.fid_every == 0) or done == cfg.steps:  # image metrics of the EMA model
-            if fid is not None: evaluated.update(fid(ema.model, done))
-            if eval_fn is not None: evaluated.update(eval_fn(ema.model, done))
-        if done % cfg.log_every == 0 or done == cfg.steps:
-            n, now = max(acc['n'], 1), time.perf_counter()
-            reg_logged = acc['reg'] / n
-            if cfg.regularizer == 'none' and labels is not None:  # seed 001's implicit locality, measured without gradients
-                model.eval()
-                with torch.no_grad(), _autocast(device, amp):
-                    t, xt, ut, eps = interpolant.sample(x0, x1, generator=g, return_noise=True)
-                    reg_logged = float(locality_loss(model, interpolant, x0, t, eps, model(xt, t, y).float(), ut,
-                                                     x1[pt := same_class_partner(labels, g)], None if y is None else y[pt]))
-                model.train()
-            m = dict(step=done, loss_fm=acc['loss_fm'] / n, regularized_loss=reg_logged, grad_norm=acc['grad_norm'] / n,
-                     vector_field_mean_norm=acc['vnorm'] / n, lr=sched.get_last_lr()[0], images_per_s=n * cfg.batch_size / (now - t_log),
-                     skipped=skipped)
-            if sample_now: sample_grid(ema.model, cfg, batches, device, path=run / f'samples_{done:08d}.png')
-            log.log(m | evaluated)
-            acc, t_log = new_acc(), time.perf_counter()
-        else:
-            if sample_now: sample_grid(ema.model, cfg, batches, device, path=run / f'samples_{done:08d}.png')
-            if evaluated: log.log(dict(step=done) | evaluated)
-        if (cfg.save_every and done % cfg.save_every == 0) or done == cfg.steps:
-            save_checkpoint(checkpoint_path(run, done), state(), cfg.keep_last)
+    with stop_requests() as stop:  # Ctrl-C or SIGTERM: finish the step, save, stop
+        for step in pb:
+            if ahead is None: x1, labels, x0, y = draw(step, g, device=device)  # data, labels, paired noise, model labels
+            else:
+                *drawn, gstate = next(ahead); g.set_state(gstate)
+                x1, labels, x0, y = (None if d is None else d.to(device) for d in drawn)
+            if cfg.regularizer == 'anchor' and (centroids is None or step % cfg.anchor_every == 0): centroids = class_centroids(batches, g, device)
+            opt.zero_grad(set_to_none=True)
+            loss_fm_sum = reg_sum = vnorm_sum = 0.
+            k = cfg.grad_accum
+            for i in range(k):  # micro-batches
+                part = slice(i * len(x1) // k, (i + 1) * len(x1) // k)
+                x0m, x1m, ym = x0[part], x1[part], (None if y is None else y[part])
+                t, xt, ut, eps = interpolant.sample(x0m, x1m, time_sampler=time_sampler, generator=g, return_noise=True)
+                with _autocast(device, amp):
+                    v = model(xt, t, ym)
+                    loss_fm = (v.float() - ut).pow(2).mean()
+                    reg = torch.zeros((), device=device)
+                    if cfg.regularizer != 'none':
+                        lab = labels[part]
+                        if cfg.regularizer == 'locality':
+                            pt = same_class_partner(lab, g)
+                            reg = locality_loss(model, interpolant, x0m, t, eps, v.float(), ut, x1m[pt], None if ym is None else ym[pt])
+                        else:
+                            reg = locality_loss(model, interpolant, x0m, t, eps, v.float(), ut, centroids[lab], ym,
+                                                grad_through_partner=cfg.anchor_form == 'full')
+                scaler.scale((loss_fm + cfg.reg_weight * reg) / k).backward()
+                loss_fm_sum += loss_fm.detach() / k; reg_sum += reg.detach() / k
+                vnorm_sum += v.detach().float().flatten(1).norm(dim=1).mean() / k
+            loss_value = float(loss_fm_sum + cfg.reg_weight * reg_sum)
+            if not math.isfinite(loss_value):
+                if cfg.on_nan == 'skip':
+                    skipped += 1; opt.zero_grad(set_to_none=True); continue
+                last = latest_checkpoint(run); log.close()
+                raise NonFiniteLossError(f"non-finite loss ({loss_value}) at step {step}; " + (
+                    f"the last good checkpoint is {last}: resume from it (resume=True) with a lower lr, or use on_nan='skip'" if last
+                    else "no checkpoint was written yet: lower the lr, or use on_nan='skip'"))
+            scaler.unscale_(opt)
+            gnorm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip if cfg.grad_clip > 0 else float('inf'))
+            scaler.step(opt); scaler.update(); sched.step(); ema.update(model)
+            for key, val in (('loss_fm', loss_fm_sum), ('reg', reg_sum), ('grad_norm', gnorm), ('vnorm', vnorm_sum)): acc[key] += float(val)
+            acc['n'] += 1
+            step = done = step + 1
+            if bar: pb.comment = f'loss {float(loss_fm_sum):.4f}'
+            sample_now = (cfg.sample_every and done % cfg.sample_every == 0) or done == cfg.steps
+            evaluated = {}
+            if (cfg.fid_every and done % cfg.fid_every == 0) or done == cfg.steps:  # image metrics of the EMA model
+                if fid is not None: evaluated.update(fid(ema.model, done))
+                if eval_fn is not None: evaluated.update(eval_fn(ema.model, done))
+            if done % cfg.log_every == 0 or done == cfg.steps:
+                n, now = max(acc['n'], 1), time.perf_counter()
+                reg_logged = acc['reg'] / n
+                if cfg.regularizer == 'none' and labels is not None:  # seed 001's implicit locality, measured without gradients
+                    model.eval()
+                    with torch.no_grad(), _autocast(device, amp):
+                        t, xt, ut, eps = interpolant.sample(x0, x1, generator=g, return_noise=True)
+                        reg_logged = float(locality_loss(model, interpolant, x0, t, eps, model(xt, t, y).float(), ut,
+                                                         x1[pt := same_class_partner(labels, g)], None if y is None else y[pt]))
+                    model.train()
+                m = dict(step=done, loss_fm=acc['loss_fm'] / n, regularized_loss=reg_logged, grad_norm=acc['grad_norm'] / n,
+                         vector_field_mean_norm=acc['vnorm'] / n, lr=sched.get_last_lr()[0], images_per_s=n * cfg.batch_size / (now - t_log),
+                         skipped=skipped)
+                if sample_now: sample_grid(ema.model, cfg, batches, device, path=run / f'samples_{done:08d}.png')
+                log.log(m | evaluated)
+                if cfg.progress and not bar: print(progress_line(done, cfg.steps, m, time.perf_counter() - t_start, done - first_step), flush=True)
+                acc, t_log = new_acc(), time.perf_counter()
+            else:
+                if sample_now: sample_grid(ema.model, cfg, batches, device, path=run / f'samples_{done:08d}.png')
+                if evaluated: log.log(dict(step=done) | evaluated)
+            saved = None
+            if (cfg.save_every and done % cfg.save_every == 0) or done == cfg.steps:
+                saved = save_checkpoint(checkpoint_path(run, done), state(), cfg.keep_last)
+            if stop and done < cfg.steps:
+                saved = saved or save_checkpoint(checkpoint_path(run, done), state(), cfg.keep_last)
+                log.close()
+                print(f"interrupted at step {done}; checkpoint {saved}; continue with --resume", file=sys.stderr, flush=True)
+                raise TrainingInterrupted(stop[0], done, saved)
     if cfg.overfit_batch and cfg.model != 'mlp': show_overfit(model, cfg, batches, device, interpolant, path=run / 'overfit_batch.png')
     plot_metrics(run, path=run / 'loss_curve.png')
     log.close()
