@@ -441,7 +441,7 @@ def save_checkpoint(path, state:dict, keep_last:int|None=None) -> Path:
     try:
         with atomic_write(path) as f: f.write(buf.getbuffer())
     except OSError as e:
-        raise CheckpointWriteError(e.errno, f"could not write checkpoint {path.name} in {path.parent} ({e.strerror or e}): it needs "
+        raise CheckpointWriteError(f"could not write checkpoint {path.name} in {path.parent} ({e.strerror or e}): it needs "
                                    f"{len(buf.getbuffer()) / 2**20:.1f} MB free there and write permission; the previous checkpoint "
                                    f"({latest_checkpoint(path.parent) or 'none yet'}) is intact") from None
     if keep_last:
