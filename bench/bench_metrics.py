@@ -14,7 +14,7 @@ seconds per step are measured first (the loop's own images/s, start-up excluded,
 during one run does not change the others' step counts; the measured training time is reported too.
 Results go to bench/results_metrics.jsonl (a rerun skips what is there); sample grids to bench/metrics_grids/.
 """
-import argparse, json, math, tempfile, time
+import argparse, json, tempfile, time
 from pathlib import Path
 import numpy as np, torch
 

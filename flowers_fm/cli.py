@@ -16,13 +16,13 @@ from .data import DatasetNotFoundError, UnreadableImageError, data_root, load_da
 from .metrics import (FID_MODES, InceptionFeatures, MissingWeightsError, closest_pairs, fid_protocol, folder_images,
                                 heldout_dataset, image_features, image_metrics, reference_features)
 from .sampling import SOLVERS, TIME_GRIDS, save_samples
-from .train import (TrainConfig, ImageBatches, IncompatibleCheckpointError, NonFiniteLossError, latest_checkpoint,
+from .train import (TrainConfig, ImageBatches, NonFiniteLossError, latest_checkpoint,
                               CheckpointWriteError, TrainingInterrupted,
                               load_checkpoint, load_trained_model, make_batches, train)
 
 # %% auto #0
-__all__ = ['USER_ERRORS', 'pixel_stats', 'main', 'train_flowers', 'sample_main', 'load_checkpoint_step', 'sample_flowers',
-           'eval_main', 'eval_flowers']
+__all__ = ['USER_ERRORS', 'pixel_stats', 'main', 'run_command', 'train_flowers', 'sample_main', 'load_checkpoint_step',
+           'sample_flowers', 'eval_main', 'eval_flowers']
 
 # %% ../nbs/11_cli.ipynb #c3d4a3ae
 def pixel_stats(images:torch.Tensor, # uint8 (N, C, H, W)
@@ -71,17 +71,23 @@ def main(grid:int=64, # images in the saved data grid
     return summary
 
 # %% ../nbs/11_cli.ipynb #284ddbdb
-USER_ERRORS = (ValueError, DeviceError, DatasetNotFoundError, UnreadableImageError, MissingWeightsError)
+USER_ERRORS = (ValueError, DeviceError, DatasetNotFoundError, UnreadableImageError, MissingWeightsError)  # ValueError: bad options, checkpoints
+
+def run_command(name:str, # the command, as the user typed it
+                f, # the function that does the work
+                **kwargs):
+    "Call `f(**kwargs)`; a user error becomes one line `name: error: ...` and exit status 2."
+    try: return f(**kwargs)
+    except USER_ERRORS as e:
+        print(f"{name}: error: {e}", file=sys.stderr)
+        sys.exit(2)
 
 @call_parse
 @_with_config_options
 def train_flowers(grid:int=64, # images in the saved data grid
                   **kwargs):
     "Train a flow-matching model of images (runs on the generated flowers offline by default)"
-    try: main(grid, **kwargs)
-    except USER_ERRORS as e:
-        print(f"train_flowers: error: {e}", file=sys.stderr)
-        sys.exit(2)
+    try: run_command('train_flowers', main, grid=grid, **kwargs)
     except (NonFiniteLossError, CheckpointWriteError) as e:
         print(f"train_flowers: stopped: {e}", file=sys.stderr)
         sys.exit(1)
@@ -132,10 +138,7 @@ def load_checkpoint_step(path) -> int:
 @delegates(sample_main)
 def sample_flowers(**kwargs):
     "Sample a trained flowers_fm run into a folder of PNG files (the input of FID)"
-    try: sample_main(**kwargs)
-    except (*USER_ERRORS, IncompatibleCheckpointError) as e:
-        print(f"sample_flowers: error: {e}", file=sys.stderr)
-        sys.exit(2)
+    run_command('sample_flowers', sample_main, **kwargs)
 
 # %% ../nbs/11_cli.ipynb #75f57ba3
 def eval_main(run_dir:str='runs/flowers', # the run folder written by train_flowers
@@ -193,7 +196,4 @@ def eval_main(run_dir:str='runs/flowers', # the run folder written by train_flow
 @delegates(eval_main)
 def eval_flowers(**kwargs):
     "Score a trained flowers_fm run: FID, KID, precision, recall and memorisation of its samples, into eval.json"
-    try: eval_main(**kwargs)
-    except (*USER_ERRORS, IncompatibleCheckpointError) as e:
-        print(f"eval_flowers: error: {e}", file=sys.stderr)
-        sys.exit(2)
+    run_command('eval_flowers', eval_main, **kwargs)

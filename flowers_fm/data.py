@@ -15,7 +15,7 @@ from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset
 from torchvision.transforms import v2
 
-from .core import atomic_write, cached, show_images, show_points
+from .core import cached, show_images, show_points
 
 # %% auto #0
 __all__ = ['TOY_SAMPLERS', 'ON_ERROR_CHOICES', 'FLOWER_KINDS', 'FLOWER_CLASSES', 'FLOWERS102_SPLITS', 'CIFAR10_FILES',

@@ -451,7 +451,7 @@ def save_checkpoint(path, state:dict, keep_last:int|None=None) -> Path:
 def load_checkpoint(path, cfg:TrainConfig|None=None) -> dict:
     "Load a checkpoint safely (tensors and plain values only) and check it fits `cfg`."
     try: state = torch.load(path, map_location='cpu', weights_only=True)
-    except pickle.UnpicklingError as e:  # torch's own message advises weights_only=False: the unsafe thing to do with a stranger's file
+    except pickle.UnpicklingError:  # torch's own message advises weights_only=False: the unsafe thing to do with a stranger's file
         raise UnreadableCheckpointError(f"refused {path}: it is not a flowers_fm checkpoint, or it may be unsafe (it holds objects other "
                                         f"than tensors and plain values, which only pickle could load, and flowers_fm never does)") from None
     except Exception as e:
