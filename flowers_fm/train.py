@@ -628,15 +628,15 @@ def train(cfg:TrainConfig, # the options of the run
         step, centroids = st['step'], (None if st['centroids'] is None else st['centroids'].to(device))
         print(f'resumed from {ck} at step {step}')
     elif cfg.num_subclasses and isinstance(batches, ImageBatches): save_cluster_grids(batches, run / 'clusters')
+    bar = cfg.progress and (in_notebook() or sys.stdout.isatty())  # elsewhere (a log file, nohup, CI) plain lines at each log
     fid = FIDEvaluator(batches.ds, cfg.fid_n, cfg.fid_mode, cfg.fid_ref_n or None, steps=cfg.sample_steps, seed=cfg.seed, device=device,
-                       cache_dir=data_root(cfg.data_root) / 'fid_stats', progress=cfg.progress) if cfg.fid_every else None
+                       cache_dir=data_root(cfg.data_root) / 'fid_stats', progress=bar) if cfg.fid_every else None
     log = MetricsLog(run, cfg.to_dict(), cfg.wandb)
     state = lambda: dict(model=model.state_dict(), ema=ema.state_dict(), optimizer=opt.state_dict(), scheduler=sched.state_dict(),
                          scaler=scaler.state_dict(), step=step, rng=get_rng_states(), config=cfg.to_dict(), model_args=margs,
                          centroids=None if centroids is None else centroids.cpu(), data_order=dict(seed=cfg.seed, step=step))
     new_acc = lambda: dict(loss_fm=0., reg=0., grad_norm=0., vnorm=0., n=0)
     acc, t_log, skipped = new_acc(), time.perf_counter(), 0
-    bar = cfg.progress and (in_notebook() or sys.stdout.isatty())  # elsewhere (a log file, nohup, CI) plain lines at each log
     pb = progress_bar(range(step, cfg.steps), total=cfg.steps - step, leave=False) if bar else range(step, cfg.steps)
     t_start, first_step = time.perf_counter(), step
     draw = partial(draw_step, batches=batches, seed=cfg.seed, pairing=pairing, null=null, label_dropout=cfg.label_dropout, overfit=cfg.overfit_batch)
