@@ -357,13 +357,15 @@ class TrainingInterrupted(KeyboardInterrupt):
 
 @contextmanager
 def stop_requests(signals:tuple=(signal.SIGINT, signal.SIGTERM), # the signals that ask the loop to stop
+                  echo:float=1., # seconds after the first signal in which more are its echo (torchrun passes a Ctrl-C on to its workers)
                  ):
-    "Record the first of `signals` in the yielded list instead of stopping at once; the same signal again stops at once."
-    got = []
+    "Record the first of `signals` in the yielded list instead of stopping at once; a signal more than `echo` seconds later stops at once."
+    got, since = [], []
     if threading.current_thread() is not threading.main_thread(): yield got; return  # only the main thread receives signals
     def ask(signum, frame):
-        if signum in got: raise KeyboardInterrupt(f"{signal.Signals(signum).name} after {signal.Signals(got[0]).name}: stopping at once, without a checkpoint")
-        if not got: got.append(signum)
+        if got and time.monotonic() - since[0] > echo:
+            raise KeyboardInterrupt(f"{signal.Signals(signum).name} after {signal.Signals(got[0]).name}: stopping at once, without a checkpoint")
+        if not got: got.append(signum); since.append(time.monotonic())
     old = {s: signal.signal(s, ask) for s in signals}
     try: yield got
     finally:
