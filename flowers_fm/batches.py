@@ -203,9 +203,10 @@ def step_batches(draw, # callable (step, generator, device=...) -> StepBatch, e.
                  device, # where the batches go
                  workers:int=0, # processes that draw ahead of the loop (0: draw in the loop)
                 ):
-    "The `StepBatch`es of steps `start` to `stop - 1` on `device`."
+    "The `StepBatch`es of steps `start` to `stop - 1` on `device` (drawn and paired on the host for XLA devices: one transfer per step)."
     if not workers:
-        for step in range(start, stop): yield draw(step, g, device=device)
+        host = torch.device(device).type == 'xla'
+        for step in range(start, stop): yield draw(step, g, device='cpu').to(device) if host else draw(step, g, device=device)
         return
     for *drawn, state in drawn_ahead(draw, start, stop, workers):
         g.set_state(state)

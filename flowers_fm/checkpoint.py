@@ -14,8 +14,8 @@ from .models import get_model
 
 # %% auto #0
 __all__ = ['IncompatibleCheckpointError', 'UnreadableCheckpointError', 'CheckpointWriteError', 'checkpoint_path',
-           'list_checkpoints', 'latest_checkpoint', 'save_checkpoint', 'load_checkpoint', 'load_latest_checkpoint',
-           'load_trained_model']
+           'list_checkpoints', 'latest_checkpoint', 'on_cpu', 'save_checkpoint', 'load_checkpoint',
+           'load_latest_checkpoint', 'load_trained_model']
 
 # %% ../nbs/05d_checkpoints.ipynb #30857042
 class IncompatibleCheckpointError(ValueError):
@@ -38,10 +38,17 @@ def latest_checkpoint(run_dir) -> Path|None:
     cks = list_checkpoints(run_dir)
     return cks[-1] if cks else None
 
+def on_cpu(obj):
+    "`obj` with every tensor in its dicts, lists and tuples on the CPU: what a checkpoint of GPU or XLA tensors holds."
+    if torch.is_tensor(obj): return obj.cpu()
+    if isinstance(obj, dict): return {k: on_cpu(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)): return type(obj)(on_cpu(v) for v in obj)
+    return obj
+
 def save_checkpoint(path, state:dict, keep_last:int|None=None) -> Path:
-    "Write `state` atomically to `path`; then delete all but the newest `keep_last` checkpoints of its folder."
+    "Write `state` (its tensors copied to the CPU) atomically to `path`; then delete all but the newest `keep_last` checkpoints of its folder."
     path = Path(path)
-    buf = io.BytesIO(); torch.save(state, buf)  # serialise first: what reaches the disk can only fail for lack of room or rights
+    buf = io.BytesIO(); torch.save(on_cpu(state), buf)  # serialise first: what reaches the disk can only fail for lack of room or rights
     try:
         with atomic_write(path) as f: f.write(buf.getbuffer())
     except OSError as e:

@@ -11,7 +11,7 @@ from torch.nn.parallel import DistributedDataParallel
 from .core import get_device
 
 # %% auto #0
-__all__ = ['Ranks', 'start_ranks']
+__all__ = ['Ranks', 'start_ranks', 'sync', 'launch_xla']
 
 # %% ../nbs/10_distributed.ipynb #362bc89d
 class Ranks:
@@ -38,7 +38,8 @@ class Ranks:
     def wrap(self, model:torch.nn.Module, device) -> torch.nn.Module:
         "What the forward pass goes through: `model` itself, or its `DistributedDataParallel` wrapper."
         if self.world == 1: return model
-        return DistributedDataParallel(model, device_ids=[device.index] if device.type == 'cuda' else None)
+        return DistributedDataParallel(model, device_ids=[device.index] if device.type == 'cuda' else None,
+                                       gradient_as_bucket_view=device.type == 'xla')
 
     def mean(self, x:torch.Tensor) -> torch.Tensor:
         "The mean of `x` over processes."
@@ -76,16 +77,44 @@ class Ranks:
         "End the process group if it was started here."
         if self.owned and dist.is_initialized(): dist.destroy_process_group()
 
-    def _device(self): return torch.device('cuda', torch.cuda.current_device()) if dist.get_backend() == 'nccl' else torch.device('cpu')
+    def _device(self):
+        backend = dist.get_backend()
+        if backend == 'xla': import torch_xla; return torch_xla.device()
+        return torch.device('cuda', torch.cuda.current_device()) if backend == 'nccl' else torch.device('cpu')
 
 def start_ranks(device:str='auto', # the run's device choice: on GPUs each process takes cuda:LOCAL_RANK
                ) -> tuple[Ranks, torch.device]:
-    "This process's `Ranks` and device: the process group torchrun describes in the environment (joined here if need be), or one process."
-    if not dist.is_initialized() and int(os.environ.get('WORLD_SIZE', 1)) == 1: return Ranks(), get_device(device)
+    "This process's `Ranks` and device: the process group torchrun (or torch_xla's launcher) describes, joined here if need be, or one process."
     dev = get_device(device)
+    if dev.type == 'xla': return _xla_ranks(), dev
+    if not dist.is_initialized() and int(os.environ.get('WORLD_SIZE', 1)) == 1: return Ranks(), dev
     if dev.type == 'cuda':
         dev = torch.device('cuda', int(os.environ.get('LOCAL_RANK', 0)))
         torch.cuda.set_device(dev)
     owned = not dist.is_initialized()
     if owned: dist.init_process_group('nccl' if dev.type == 'cuda' else 'gloo')
     return Ranks(dist.get_rank(), dist.get_world_size(), owned), dev
+
+def _xla_ranks() -> Ranks:
+    import torch_xla.runtime as xr
+    if xr.world_size() == 1: return Ranks()
+    owned = not dist.is_initialized()
+    if owned:
+        import torch_xla.distributed.xla_backend  # registers the 'xla' backend
+        dist.init_process_group('xla', init_method='xla://')
+    return Ranks(dist.get_rank(), dist.get_world_size(), owned)
+
+def sync(device):
+    "End the step's lazy graph on an XLA device, which compiles it once and runs it; nothing on other devices."
+    if torch.device(device).type == 'xla':
+        import torch_xla
+        torch_xla.sync()
+
+def _run_xla_process(index:int, f, kwargs): f(**kwargs)
+
+def launch_xla(f, # the job, e.g. `flowers_fm.cli.main` or `flowers_fm.train.train`; define it at the top level of a module
+               **kwargs, # its arguments (device='xla' among them)
+              ):
+    "Run `f(**kwargs)` in one process per XLA device of this host (every core of a TPU); each joins the run's process group."
+    import torch_xla
+    torch_xla.launch(_run_xla_process, args=(f, kwargs))

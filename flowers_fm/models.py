@@ -11,11 +11,16 @@ import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint
 
 # %% auto #0
-__all__ = ['MODEL_PRESETS', 'ARCHITECTURES', 'MLP', 'timestep_embedding', 'TimeClassEmbedding', 'zero_init', 'ResBlock',
+__all__ = ['MODEL_PRESETS', 'ARCHITECTURES', 'SELU', 'MLP', 'timestep_embedding', 'TimeClassEmbedding', 'zero_init', 'ResBlock',
            'Attention2d', 'Downsample', 'Upsample', 'EmbedSequential', 'UNet', 'sincos_pos_embed_2d', 'DiTBlock', 'DiT',
            'get_model', 'count_parameters']
 
 # %% ../nbs/04_models.ipynb #990faef3
+class SELU(nn.Module):
+    "`nn.SELU` written with `torch.where`: the same function, and a gradient that torch_xla 2.9 computes right (its SELU and ELU gradients are wrong)."
+    alpha, scale = 1.6732632423543772848170429916717, 1.0507009873554804934193349852946
+    def forward(self, x): return self.scale * torch.where(x > 0, x, self.alpha * torch.expm1(x))
+
 class MLP(nn.Module):
     "Velocity MLP for flat data: input (x, t), `depth` hidden layers of `width` units, SELU."
     def __init__(self, dim:int=2, # dimension of the data
@@ -26,7 +31,7 @@ class MLP(nn.Module):
         super().__init__()
         self.dim, self.num_classes = dim, num_classes
         layers, d = [], dim + 1
-        for _ in range(depth): layers += [nn.Linear(d, width), nn.SELU()]; d = width
+        for _ in range(depth): layers += [nn.Linear(d, width), SELU()]; d = width
         self.net = nn.Sequential(*layers, nn.Linear(d, dim))
         self.class_emb = nn.Embedding(num_classes + 1, dim + 1) if num_classes else None
 

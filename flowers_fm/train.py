@@ -22,7 +22,7 @@ from .config import TrainConfig, make_model, model_args, make_interpolant, make_
 from .batches import StepBatch, ImageBatches, make_batches, draw_step, drawn_ahead, step_batches, step_seed, save_cluster_grids
 from .regularizers import same_class_partner, locality_loss, class_centroids
 from .checkpoint import checkpoint_path, latest_checkpoint, save_checkpoint, load_latest_checkpoint
-from .distributed import Ranks, start_ranks
+from .distributed import Ranks, start_ranks, sync
 
 # %% auto #0
 __all__ = ['LOGGED', 'AMP_DTYPES', 'FlowMatchingLoss', 'fm_loss', 'EMA', 'train_2d', 'MetricsLog', 'plot_metrics', 'lr_factor',
@@ -251,6 +251,7 @@ def train_step(st:TrainState, # the state, updated in place
     st.scaler.unscale_(st.opt)
     out['grad_norm'] = float(torch.nn.utils.clip_grad_norm_(st.model.parameters(), cfg.grad_clip if cfg.grad_clip > 0 else float('inf')))
     st.scaler.step(st.opt); st.scaler.update(); st.sched.step(); st.ema.update(st.model)
+    sync(device)  # XLA: the step's graph ends here
     st.step += 1
     return out
 
