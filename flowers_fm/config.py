@@ -72,6 +72,7 @@ class TrainConfig:
     sample_every:int=250 # steps between sample grids (0 = only at the end)
     sample_steps:int=50 # Euler steps of the sample grids (and of the FID samples)
     fid_every:int=0 # steps between FID/KID evaluations of the EMA model (0 = none; needs the [fid] extra)
+    eval_every:int=0 # steps between calls of `train`'s eval_fn (0 = with FID, and at the end)
     fid_n:int=1000 # samples per FID evaluation
     fid_mode:str='clean' # clean-fid protocol: clean or legacy_tensorflow
     fid_ref_n:int=0 # real images of the FID reference (a seeded subset; 0 = the whole data set)
@@ -108,7 +109,7 @@ class TrainConfig:
         if not 0 <= self.label_dropout < 1: bad('label_dropout', 'use a fraction in [0, 1)')
         if not 0 <= self.ema < 1: bad('ema', 'use a decay in [0, 1), e.g. 0.9999 (0 = no averaging)')
         if not (math.isfinite(self.lr) and self.lr > 0): bad('lr', 'use a finite, positive learning rate, e.g. 2e-4')
-        for opt in ('warmup', 'grad_clip', 'weight_decay', 'reg_weight', 'num_subclasses', 'sample_every', 'save_every', 'sigma', 'data_workers', 'fid_every', 'fid_ref_n'):
+        for opt in ('warmup', 'grad_clip', 'weight_decay', 'reg_weight', 'num_subclasses', 'sample_every', 'save_every', 'sigma', 'data_workers', 'fid_every', 'eval_every', 'fid_ref_n'):
             if not math.isfinite(getattr(self, opt)) or getattr(self, opt) < 0: bad(opt, 'use a finite value >= 0')
         if self.regularizer != 'none' and toy: bad('regularizer', 'regularizers need labelled image data')
         if self.fid_every and toy: bad('fid_every', 'FID needs image data; measure 2-D samples with flowers_fm.metrics.w2')

@@ -299,16 +299,18 @@ class Periodic:
         due = lambda every: bool(every and done % every == 0) or done == cfg.steps
         self.window.append(terms)
         if self.pb is not None: self.pb.comment = f"loss {terms['loss_fm']:.4f}"
-        evaluated = self.evaluate(done) if due(cfg.fid_every) else {}
+        t0 = time.perf_counter()
+        evaluated = self.evaluate(done, due(cfg.fid_every), due(cfg.eval_every or cfg.fid_every))
+        self.t_log += time.perf_counter() - t0  # images/s counts training only
         if due(cfg.log_every): self.log_metrics(b, g, skipped, evaluated)
         elif evaluated: self.log.log(dict(step=done) | evaluated)
         if due(cfg.sample_every): sample_grid(self.st.ema.model, cfg, self.batches, self.device, path=self.run / f'samples_{done:08d}.png')
         if due(cfg.save_every): self.save()
 
-    def evaluate(self, step:int) -> dict:
-        "Image metrics of the EMA model (FID every `fid_every` steps) and those of `eval_fn`."
-        out = {} if self.fid is None else self.fid(self.st.ema.model, step)
-        return out | ({} if self.eval_fn is None else self.eval_fn(self.st.ema.model, step))
+    def evaluate(self, step:int, fid:bool, extra:bool) -> dict:
+        "Image metrics of the EMA model: FID when `fid`, those of `eval_fn` when `extra`."
+        out = self.fid(self.st.ema.model, step) if fid and self.fid is not None else {}
+        return out | (self.eval_fn(self.st.ema.model, step) if extra and self.eval_fn is not None else {})
 
     def log_metrics(self, b:StepBatch, g:torch.Generator, skipped:int, evaluated:dict):
         "One line of means over the steps since the last one, to metrics.jsonl (and wandb), and a progress line outside terminals."
@@ -386,7 +388,7 @@ def progress_line(step:int, # steps done
 def train(cfg:TrainConfig, # the options of the run
           batches=None, # a batch source (`ImageBatches`, `ToyBatches`); built from cfg when None
           model:torch.nn.Module|None=None, # the model; built from cfg when None
-          eval_fn=None, # optional callable(ema_model, step) -> dict of extra metrics, called with FID (every fid_every steps) and at the end
+          eval_fn=None, # optional callable(ema_model, step) -> dict of extra metrics, called every eval_every steps (else with FID) and at the end
          ) -> dict:
     "Train a flow-matching model as `cfg` says, in this process or in every process torchrun started; return the model, its EMA, the final step and the logged metrics."
     cfg.check()
