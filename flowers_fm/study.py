@@ -21,9 +21,9 @@ from .train import train
 
 # %% auto #0
 __all__ = ['INTERPOLANT_SIGMA', 'STUDY_CONFIGS', 'EULER_STEPS', 'DOPRI_TOLS', 'Task', 'study_cells', 'target_points',
-           'noise_points', 'quality', 'floor', 'cell_config', 'pairing_report', 'run_cell', 'read_results', 'cell_key',
-           'run_study', 'study_flowers', 'w2_at', 'final_loss', 'nfe_threshold', 'euler_nfe', 'summary_table',
-           'plot_study']
+           'noise_points', 'quality', 'floor', 'cell_config', 'pairing_report', 'run_cell', 'read_results',
+           'append_row', 'cell_key', 'run_study', 'study_flowers', 'w2_at', 'final_loss', 'nfe_threshold', 'euler_nfe',
+           'summary_table', 'plot_study']
 
 # %% ../nbs/12_pairing_study.ipynb #bd458d07
 @dataclass(frozen=True)
@@ -48,7 +48,7 @@ class Task:
 INTERPOLANT_SIGMA = {'linear': 0., 'sb': 0.1, 'cosine': 0., 'trig': 0.}  # sb needs noise on the path; the others run deterministic paths
 
 STUDY_CONFIGS = {
-    'reduced': [Task('8gaussians', 'toy:8gaussians'), Task('moons', 'toy:moons')],
+    'reduced': [Task('8gaussians', 'toy:8gaussians', steps=1500), Task('moons', 'toy:moons', steps=1500)],
     'full': [Task('8gaussians', 'toy:8gaussians', steps=5000, n_eval=5000), Task('moons', 'toy:moons', steps=5000, n_eval=5000),
              Task('checkerboard', 'toy:checkerboard', steps=5000, n_eval=5000)],
 }
@@ -112,7 +112,7 @@ def run_cell(task:Task, # the task
     euler = [dict(steps=k, **quality(ema, task, 'euler', k)) for k in EULER_STEPS]
     dopri = [dict(tol=tol, **quality(ema, task, 'dopri5', atol=tol, rtol=tol)) for tol in DOPRI_TOLS]
     traj = integrate(ema, noise_points(task), 'euler', 64, return_trajectory=True).trajectory
-    return dict(cell, curve=curve, losses=[(m['step'], m['loss_fm']) for m in r['metrics'] if 'loss_fm' in m], euler=euler, dopri=dopri,
+    return dict(cell, spec=asdict(task), curve=curve, losses=[(m['step'], m['loss_fm']) for m in r['metrics'] if 'loss_fm' in m], euler=euler, dopri=dopri,
                 straightness=path_straightness(traj)['straightness'], **pairing_report(task, cell['pairing']),
                 steps=task.steps, train_s=curve[-1]['train_s'], threads=torch.get_num_threads(),
                 w2_start=w2(noise_points(task), target_points(task)))
@@ -127,6 +127,11 @@ def read_results(path:str|Path) -> list[dict]:
         except json.JSONDecodeError: pass
     return rows
 
+def append_row(path:Path, row:dict):
+    "Append one row as a line, after ending a line an interrupted write left unfinished."
+    cut = path.exists() and path.stat().st_size and not path.read_bytes().endswith(b'\n')
+    with open(path, 'a') as f: f.write(('\n' if cut else '') + json.dumps(row) + '\n')
+
 def cell_key(row:dict) -> tuple: return row['task'], row['pairing'], row['interpolant'], row['seed']
 
 def run_study(tasks:list, # the tasks (a `STUDY_CONFIGS` entry)
@@ -137,12 +142,12 @@ def run_study(tasks:list, # the tasks (a `STUDY_CONFIGS` entry)
     "Run every cell of `tasks` that `results` does not hold yet; return all rows."
     import tempfile
     results = Path(results); results.parent.mkdir(parents=True, exist_ok=True)
-    done = {cell_key(r) for r in read_results(results)}
-    todo = [(t, c) for t in tasks for c in study_cells([t]) if cell_key(c) not in done]
+    done = {cell_key(r) for r in read_results(results) for t in tasks if r['task'] == t.name and r['spec'] == json.loads(json.dumps(asdict(t)))}
+    todo = [(t, c) for t in tasks for c in study_cells([t]) if cell_key(c) not in done]  # a changed task is run again
     root = Path(run_root or tempfile.mkdtemp())
     for i, (task, cell) in enumerate(todo):
         row = run_cell(task, cell, str(root / '_'.join(map(str, cell_key(cell)))))
-        with open(results, 'a') as f: f.write(json.dumps(row) + '\n')
+        append_row(results, row)
         if verbose: print(f"[{i + 1}/{len(todo)}] {task.name} {cell['pairing']} {cell['interpolant']} seed {cell['seed']}: "
                           f"W2 {row['curve'][-1]['w2']:.3f} in {row['train_s']:.1f} s", flush=True)
     return read_results(results)
