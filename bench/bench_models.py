@@ -27,10 +27,16 @@ def one(a):
     x = torch.randn(a.batch, 3, a.res, a.res, device=dev); v = torch.randn_like(x); t = torch.rand(a.batch, device=dev)
     if 'channels_last' in a.mode:
         model.to(memory_format=torch.channels_last); x = x.to(memory_format=torch.channels_last); v = v.to(memory_format=torch.channels_last)
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4, fused='fused' in a.mode)
     amp = torch.autocast(dev.type, dtype=torch.bfloat16, enabled='bf16' in a.mode)
-    def step():
+    from torch.utils.flop_counter import FlopCounterMode
+    with FlopCounterMode(display=False) as fc:  # forward and backward of one step, counted on the eager model
         with amp: loss = (call(x, t).float() - v).pow(2).mean()
+        loss.backward()
+    flops = fc.get_total_flops()
+    fwd = torch.compile(call) if 'compile' in a.mode else call
+    def step():
+        with amp: loss = (fwd(x, t).float() - v).pow(2).mean()
         opt.zero_grad(set_to_none=True); loss.backward(); opt.step()
     sync = torch.cuda.synchronize if dev.type == 'cuda' else (lambda: None)
     for _ in range(a.warmup): step()
@@ -39,6 +45,7 @@ def one(a):
     sync(); sec = (time.perf_counter() - start) / a.steps
     out = dict(model=a.model, res=a.res, mode=a.mode, batch=a.batch, threads=a.threads, device=a.device,
                params_M=sum(p.numel() for p in model.parameters()) / 1e6, s_per_step=sec, img_per_s=a.batch / sec,
+               tflops=flops / sec / 1e12, peak_fraction=flops / sec / 1e12 / a.peak_tflops if a.peak_tflops else None,
                peak_rss_MB=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, base_rss_MB=base_rss)
     if dev.type == 'cuda': out['peak_cuda_MB'] = torch.cuda.max_memory_allocated() / 2 ** 20
     print(json.dumps(out), flush=True)
@@ -74,12 +81,12 @@ def main(a):
             for mode in a.modes:
                 if model.startswith('dit') and 'channels_last' in mode: continue
                 cmd = [sys.executable, __file__, '--one', '--model', model, '--res', str(res), '--mode', mode, '--batch', str(a.batch),
-                       '--steps', str(a.steps), '--warmup', str(a.warmup), '--threads', str(a.threads), '--device', a.device]
+                       '--steps', str(a.steps), '--warmup', str(a.warmup), '--threads', str(a.threads), '--device', a.device, '--peak_tflops', str(a.peak_tflops)]
                 r = subprocess.run(cmd, capture_output=True, text=True)
                 if r.returncode: print(f'{model} {res} {mode} failed:\n{r.stderr[-2000:]}', flush=True); continue
                 row = json.loads(r.stdout.strip().splitlines()[-1]); rows.append(row)
                 print(f"{model:14s} {res:4d} px {mode:18s} {row['img_per_s']:7.2f} img/s  {row['s_per_step']:7.3f} s/step  "
-                      f"peak RSS {row['peak_rss_MB']:7.0f} MB" + (f"  peak GPU {row['peak_cuda_MB']:7.0f} MB" if 'peak_cuda_MB' in row else ''), flush=True)
+                      f"{row['tflops']:7.2f} TFLOP/s" + (f" ({100 * row['peak_fraction']:.0f}% of peak)" if row['peak_fraction'] else '') + f"  peak RSS {row['peak_rss_MB']:7.0f} MB" + (f"  peak GPU {row['peak_cuda_MB']:7.0f} MB" if 'peak_cuda_MB' in row else ''), flush=True)
                 with open(a.out, 'a') as f: f.write(json.dumps(row) + '\n')
     for res in a.res_list:
         for mode in a.modes:
@@ -98,6 +105,7 @@ if __name__ == '__main__':
     ap.add_argument('--batch', type=int, default=16); ap.add_argument('--steps', type=int, default=3); ap.add_argument('--warmup', type=int, default=1)
     ap.add_argument('--threads', type=int, default=torch.get_num_threads())
     ap.add_argument('--device', default='cpu')
+    ap.add_argument('--peak_tflops', type=float, default=0., help="the device's dense bf16 peak, for the fraction reached (e.g. 989 for an H100/H200 SXM)")
     ap.add_argument('--out', default='bench/results_models.jsonl')
     a = ap.parse_args()
     one(a) if a.one else interleaved(a) if a.interleaved else main(a)

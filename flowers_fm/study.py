@@ -4,7 +4,7 @@
 
 # %% ../nbs/12_pairing_study.ipynb #6d9a163f
 from __future__ import annotations
-import json, math, time
+import functools, json, math, time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -12,18 +12,20 @@ import numpy as np, torch
 from fastcore.script import call_parse
 
 from .config import TrainConfig, make_interpolant
-from .batches import make_batches
-from .data import sample_toy
-from .metrics import w2
+from .batches import ImageBatches
+from .core import to_uint8
+from .data import data_root, load_dataset, sample_toy
+from .domain import DomainMetrics, domain_net
+from .metrics import heldout_dataset, w2
 from .pairing import PAIRINGS, cost_report, get_pairing
 from .sampling import integrate, path_straightness
 from .train import train
 
 # %% auto #0
-__all__ = ['INTERPOLANT_SIGMA', 'STUDY_CONFIGS', 'EULER_STEPS', 'DOPRI_TOLS', 'Task', 'study_cells', 'target_points',
-           'noise_points', 'quality', 'floor', 'cell_config', 'pairing_report', 'run_cell', 'read_results',
-           'append_row', 'cell_key', 'run_study', 'study_flowers', 'w2_at', 'final_loss', 'nfe_threshold', 'euler_nfe',
-           'summary_table', 'plot_study']
+__all__ = ['INTERPOLANT_SIGMA', 'STUDY_CONFIGS', 'Task', 'study_cells', 'target_points', 'noise_points', 'task_data',
+           'score_points', 'quality', 'floor', 'cell_config', 'data_batch', 'pairing_report', 'run_cell',
+           'read_results', 'append_row', 'cell_key', 'run_study', 'study_flowers', 'metric_at', 'final_loss',
+           'nfe_threshold', 'euler_nfe', 'summary_table', 'plot_study']
 
 # %% ../nbs/12_pairing_study.ipynb #bd458d07
 @dataclass(frozen=True)
@@ -41,16 +43,30 @@ class Task:
     seeds:tuple=(0, 1, 2) # run seeds
     pairings:tuple=tuple(PAIRINGS) # pairings crossed
     interpolants:tuple=('linear', 'sb') # interpolants crossed (see `INTERPOLANT_SIGMA`)
+    sample_steps:int=100 # Euler steps of the quality measured along the run
+    euler:tuple=(1, 2, 4, 8, 16, 32, 64, 128) # Euler steps of the NFE sweep at the end
+    dopri_tols:tuple=(1e-2, 1e-3, 1e-4) # dopri5 tolerances of the sweep
+    n_images:int=4096 # size of the generated flowers set (images only)
+    domain_steps:int=400 # training steps of the in-domain classifier (images only)
 
     @property
     def images(self) -> bool: return not self.data.startswith('toy:')
+    @property
+    def metric(self) -> str: return 'fd' if self.images else 'w2'
 
 INTERPOLANT_SIGMA = {'linear': 0., 'sb': 0.1, 'cosine': 0., 'trig': 0.}  # sb needs noise on the path; the others run deterministic paths
 
+# images on a CPU: every sample is a UNet call per solver step, so the reduced grid keeps the extremes of pairing
+_IMG = dict(model='unet_tiny', lr=1e-3, sample_steps=16, euler=(2, 4, 8, 16), dopri_tols=(1e-2,))
+_IMG_REDUCED = dict(_IMG, steps=200, batch_size=32, evals=2, n_eval=256, seeds=(0, 1), pairings=('independent', 'exact_ot'), interpolants=('linear',), domain_steps=300)
 STUDY_CONFIGS = {
-    'reduced': [Task('8gaussians', 'toy:8gaussians', steps=1500), Task('moons', 'toy:moons', steps=1500)],
+    'reduced': [Task('8gaussians', 'toy:8gaussians', steps=1500), Task('moons', 'toy:moons', steps=1500),
+                Task('mnist', 'mnist5k', **_IMG_REDUCED), Task('flowers32', 'flowers', **_IMG_REDUCED)],
     'full': [Task('8gaussians', 'toy:8gaussians', steps=5000, n_eval=5000), Task('moons', 'toy:moons', steps=5000, n_eval=5000),
-             Task('checkerboard', 'toy:checkerboard', steps=5000, n_eval=5000)],
+             Task('checkerboard', 'toy:checkerboard', steps=5000, n_eval=5000)]
+            + [Task(name, data, res=res, steps=20000, batch_size=128, evals=10, n_eval=2000, seeds=(0, 1), interpolants=('linear', 'sb'),
+                    **dict(_IMG, lr=2e-4, sample_steps=50, euler=(2, 4, 8, 16, 32, 64), dopri_tols=(1e-2, 1e-3)))
+               for name, data, res in (('mnist', 'mnist5k', 32), ('flowers32', 'flowers', 32), ('flowers64', 'flowers', 64))],
 }
 
 def study_cells(tasks:list) -> list[dict]:
@@ -64,34 +80,54 @@ def target_points(task:Task, n:int|None=None, seed:int=10**6) -> torch.Tensor:
 
 def noise_points(task:Task, n:int|None=None, seed:int=10**6 + 1) -> torch.Tensor:
     "The noise every run's samples start from."
-    return torch.randn(n or task.n_eval, 2, generator=torch.Generator().manual_seed(seed))
+    shape = (2,) if not task.images else (task_data(task)['ds'].channels, task.res, task.res)
+    return torch.randn(n or task.n_eval, *shape, generator=torch.Generator().manual_seed(seed))
 
-def quality(model, task:Task, method:str='euler', steps:int=100, atol:float=1e-5, rtol:float=1e-5) -> dict:
-    "W2 of the model's samples to the task's target points, and the model calls the solver used."
-    out = integrate(model, noise_points(task), method, steps, atol=atol, rtol=rtol)
-    return dict(w2=w2(out.x, target_points(task)), nfe=out.nfe)
+@functools.cache
+def task_data(task:Task) -> dict:
+    "An image task's training images (the same for every run) and its `DomainMetrics`, made once per process."
+    if not task.images: return {}
+    split = 'train' if task.data == 'mnist5k' else 'all'
+    ds = load_dataset(task.data, task.res, split=split, download=False, n=task.n_images, seed=0)
+    net = domain_net(ds, data_root() / 'domain', steps=task.domain_steps)
+    real = ds.images[torch.randperm(len(ds), generator=torch.Generator().manual_seed(0))[:2000]]
+    return dict(ds=ds, metrics=DomainMetrics(net, real), heldout=heldout_dataset(task.data, task.res, split, n_images=task.n_eval, seed=0))
+
+def score_points(task:Task, x:torch.Tensor) -> dict:
+    "The quality of final states `x`: W2 to the target points (2-D), or the in-domain metrics of the images."
+    if not task.images: return dict(w2=w2(x, target_points(task)))
+    return task_data(task)['metrics'](to_uint8(x))
+
+def quality(model, task:Task, method:str='euler', steps:int|None=None, atol:float=1e-5, rtol:float=1e-5, chunk:int=250) -> dict:
+    "The quality of the model's samples from the task's noise (`score_points`), and the model calls the solver used."
+    outs = [integrate(model, x, method, steps or task.sample_steps, atol=atol, rtol=rtol) for x in noise_points(task).split(chunk)]
+    return dict(score_points(task, torch.cat([o.x for o in outs])), nfe=max(o.nfe for o in outs))
 
 def floor(task:Task) -> float:
-    "W2 between two independent draws of the target: differences below it are sampling noise."
-    return w2(target_points(task), target_points(task, seed=10**6 + 2))
+    "The metric between two independent draws of real data: differences below it are sampling noise."
+    if not task.images: return w2(target_points(task), target_points(task, seed=10**6 + 2))
+    return task_data(task)['metrics'](task_data(task)['heldout'].images[:task.n_eval])['fd']
 
 # %% ../nbs/12_pairing_study.ipynb #1e0f1741
-EULER_STEPS = (1, 2, 4, 8, 16, 32, 64, 128)
-DOPRI_TOLS = (1e-2, 1e-3, 1e-4)
-
 def cell_config(task:Task, cell:dict, run_dir:str) -> TrainConfig:
     "The training options of one cell."
     every = max(1, task.steps // task.evals)
-    return TrainConfig(data=task.data, model=task.model, res=task.res, batch_size=task.batch_size, steps=task.steps, lr=task.lr,
+    return TrainConfig(data=task.data, model=task.model, res=task.res, n_images=task.n_images, batch_size=task.batch_size, steps=task.steps, lr=task.lr,
                        warmup=task.steps // 10, ema=0.999, interpolant=cell['interpolant'], sigma=INTERPOLANT_SIGMA[cell['interpolant']],
                        pairing=cell['pairing'], seed=cell['seed'], log_every=max(1, task.steps // 50), sample_every=0, save_every=0,
                        eval_every=every, run_dir=run_dir, progress=False, device='cpu')
+
+def data_batch(task:Task, g:torch.Generator) -> torch.Tensor:
+    "A batch of the task's data as floats."
+    if not task.images: return sample_toy(task.data.split(':', 1)[1], task.batch_size, g)
+    ds = task_data(task)['ds']
+    return ds.images[torch.randint(len(ds), (task.batch_size,), generator=g)].float() / 127.5 - 1
 
 def pairing_report(task:Task, pairing:str, batches:int=20, seed:int=0) -> dict:
     "Milliseconds per call of the pairing on the task's batches, and the fraction of exact OT's cost reduction it keeps."
     g, pair, t, kept = torch.Generator().manual_seed(seed), get_pairing(pairing), 0., []
     for _ in range(batches):
-        x1 = sample_toy(task.data.split(':', 1)[1], task.batch_size, g); x0 = torch.randn(x1.shape, generator=g)
+        x1 = data_batch(task, g); x0 = torch.randn(x1.shape, generator=g)
         t0 = time.perf_counter(); perm = pair(x0, x1, generator=g); t += time.perf_counter() - t0
         kept.append(cost_report(x0, x1, perm)['reduction'])
     return dict(pairing_ms=1e3 * t / batches, cost_reduction=float(np.mean(kept)))
@@ -104,18 +140,21 @@ def run_cell(task:Task, # the task
     curve, clock = [], dict(start=time.perf_counter(), scoring=0.)
     def score(model, step):
         t0 = time.perf_counter()
-        curve.append(dict(step=step, train_s=round(t0 - clock['start'] - clock['scoring'], 3), w2=quality(model.eval(), task)['w2']))  # the EMA copy, never trained
+        q = quality(model.eval(), task)  # the EMA copy, never trained
+        curve.append(dict(step=step, train_s=round(t0 - clock['start'] - clock['scoring'], 3), **q))
         clock['scoring'] += time.perf_counter() - t0
-        return dict(w2=curve[-1]['w2'])
-    r = train(cell_config(task, cell, run_dir), eval_fn=score)
+        return {task.metric: q[task.metric]}
+    batches = ImageBatches(task_data(task)['ds'], task.batch_size, seed=cell['seed']) if task.images else None  # one image set for all runs
+    r = train(cell_config(task, cell, run_dir), batches, eval_fn=score)
     ema = r['ema'].eval()
-    euler = [dict(steps=k, **quality(ema, task, 'euler', k)) for k in EULER_STEPS]
-    dopri = [dict(tol=tol, **quality(ema, task, 'dopri5', atol=tol, rtol=tol)) for tol in DOPRI_TOLS]
-    traj = integrate(ema, noise_points(task), 'euler', 64, return_trajectory=True).trajectory
+    euler = [dict(steps=k, **quality(ema, task, 'euler', k)) for k in task.euler]
+    dopri = [dict(tol=tol, **quality(ema, task, 'dopri5', atol=tol, rtol=tol)) for tol in task.dopri_tols]
+    x0 = noise_points(task)[:64] if task.images else noise_points(task)
+    traj = integrate(ema, x0, 'euler', task.sample_steps if task.images else 64, return_trajectory=True).trajectory
     return dict(cell, spec=asdict(task), curve=curve, losses=[(m['step'], m['loss_fm']) for m in r['metrics'] if 'loss_fm' in m], euler=euler, dopri=dopri,
                 straightness=path_straightness(traj)['straightness'], **pairing_report(task, cell['pairing']),
                 steps=task.steps, train_s=curve[-1]['train_s'], threads=torch.get_num_threads(),
-                w2_start=w2(noise_points(task), target_points(task)))
+                start=score_points(task, noise_points(task))[task.metric])
 
 # %% ../nbs/12_pairing_study.ipynb #a7ce6b3d
 def read_results(path:str|Path) -> list[dict]:
@@ -149,7 +188,7 @@ def run_study(tasks:list, # the tasks (a `STUDY_CONFIGS` entry)
         row = run_cell(task, cell, str(root / '_'.join(map(str, cell_key(cell)))))
         append_row(results, row)
         if verbose: print(f"[{i + 1}/{len(todo)}] {task.name} {cell['pairing']} {cell['interpolant']} seed {cell['seed']}: "
-                          f"W2 {row['curve'][-1]['w2']:.3f} in {row['train_s']:.1f} s", flush=True)
+                          f"{task.metric} {row['curve'][-1][task.metric]:.3f} in {row['train_s']:.1f} s", flush=True)
     return read_results(results)
 
 @call_parse
@@ -167,42 +206,45 @@ def _ms(v:list, fmt:str='.3f') -> str:
     v = [x for x in v if x is not None and math.isfinite(x)]
     return '' if not v else f"{np.mean(v):{fmt}}" + (f" ± {np.std(v):{fmt}}" if len(v) > 1 else '')
 
-def w2_at(row:dict, seconds:float) -> float:
-    "W2 of a run at `seconds` of training, linear between its measurements (before the first: between the noise and it)."
+def metric_at(row:dict, seconds:float, key:str) -> float:
+    "The run's metric `key` at `seconds` of training, linear between its measurements (before the first: from the noise's)."
     c = row['curve']
-    return float(np.interp(seconds, [0.] + [p['train_s'] for p in c], [row['w2_start']] + [p['w2'] for p in c]))
+    return float(np.interp(seconds, [0.] + [p['train_s'] for p in c], [row['start']] + [p[key] for p in c]))
 
 def final_loss(row:dict, frac:float=0.1) -> float:
     "Mean logged loss over the last `frac` of the run (logged losses are themselves means over steps)."
-    last = [l for s, l in row['losses'] if s > row['steps'] * (1 - frac)]
-    return float(np.mean(last))
+    return float(np.mean([l for s, l in row['losses'] if s > row['steps'] * (1 - frac)]))
 
-def nfe_threshold(rows:list) -> float:
-    "The fixed quality of a task's NFE comparison: 1.25 times the median W2 of its runs with 128 Euler steps."
-    return 1.25 * float(np.median([r['euler'][-1]['w2'] for r in rows]))
+def nfe_threshold(rows:list, key:str) -> float:
+    "The fixed quality of a task's NFE comparison: 1.25 times the median metric of its runs with the most Euler steps."
+    return 1.25 * float(np.median([r['euler'][-1][key] for r in rows]))
 
-def euler_nfe(row:dict, bar:float):
-    "Fewest Euler steps whose W2 is within `bar`, or None."
-    return next((e['steps'] for e in row['euler'] if e['w2'] <= bar), None)
+def euler_nfe(row:dict, bar:float, key:str):
+    "Fewest Euler steps whose metric is within `bar`, or None."
+    return next((e['steps'] for e in row['euler'] if e[key] <= bar), None)
 
 def summary_table(rows:list, task:Task) -> str:
     "A Markdown table of the task's results, one line per interpolant and pairing."
-    rows = [r for r in rows if r['task'] == task.name]
+    rows, key = [r for r in rows if r['task'] == task.name], task.metric
     if not rows: return f'{task.name}: no results yet'
-    t_eq, bar = min(r['train_s'] for r in rows), nfe_threshold(rows)
-    out = [f"**{task.name}** ({len(rows)} runs of {task.steps} steps; equal wall-clock = {t_eq:.1f} s of training; NFE bar W2 <= {bar:.3f})", '',
-           '| interpolant | pairing | W2 equal steps | W2 equal time | final loss | Euler NFE to bar | dopri5 NFE | dopri5 W2 | straightness | OT gain kept | pairing ms | s per step |',
-           '|---|---|---|---|---|---|---|---|---|---|---|---|']
+    t_eq, bar, K, most = min(r['train_s'] for r in rows), nfe_threshold(rows, key), key.upper(), task.euler[-1]
+    tol = task.dopri_tols[len(task.dopri_tols) // 2]
+    extra = ('precision', 'recall', 'class_tv') if task.images else ()
+    out = [f"**{task.name}** ({len(rows)} runs of {task.steps} steps; equal wall-clock = {t_eq:.1f} s of training; NFE bar {K} <= {bar:.3f})", '',
+           f'| interpolant | pairing | {K} equal steps | {K} equal time | final loss | Euler NFE to bar | dopri5 NFE (tol {tol:g}) | dopri5 {K} | '
+           + ''.join(f'{e} | ' for e in extra) + 'straightness | OT gain kept | pairing ms | s per step |',
+           '|---|---|---|---|---|---|---|---|' + '---|' * len(extra) + '---|---|---|---|']
     for i in task.interpolants:
         for p in task.pairings:
             rs = [r for r in rows if r['interpolant'] == i and r['pairing'] == p]
             if not rs: continue
-            nfes = [euler_nfe(r, bar) for r in rs]
-            nfe = '>128' if all(n is None for n in nfes) else _ms([n or 256 for n in nfes], '.0f')
-            dop = [next(d for d in r['dopri'] if d['tol'] == 1e-3) for r in rs]
-            out.append(f"| {i} | {p} | {_ms([r['curve'][-1]['w2'] for r in rs])} | {_ms([w2_at(r, t_eq) for r in rs])} | "
-                       f"{_ms([final_loss(r) for r in rs])} | {nfe} | {_ms([d['nfe'] for d in dop], '.0f')} | {_ms([d['w2'] for d in dop])} | "
-                       f"{_ms([r['straightness'] for r in rs])} | {_ms([r['cost_reduction'] for r in rs], '.2f')} | "
+            nfes = [euler_nfe(r, bar, key) for r in rs]
+            nfe = ' / '.join(str(n) if n else f'>{most}' for n in nfes)  # per seed
+            dop = [next(d for d in r['dopri'] if d['tol'] == tol) for r in rs]
+            out.append(f"| {i} | {p} | {_ms([r['curve'][-1][key] for r in rs])} | {_ms([metric_at(r, t_eq, key) for r in rs])} | "
+                       f"{_ms([final_loss(r) for r in rs])} | {nfe} | {_ms([d['nfe'] for d in dop], '.0f')} | {_ms([d[key] for d in dop])} | "
+                       + ''.join(f"{_ms([r['curve'][-1][e] for r in rs])} | " for e in extra)
+                       + f"{_ms([r['straightness'] for r in rs])} | {_ms([r['cost_reduction'] for r in rs], '.2f')} | "
                        f"{_ms([r['pairing_ms'] for r in rs], '.2f')} | {_ms([r['train_s'] / r['steps'] for r in rs], '.4f')} |")
     return '\n'.join(out)
 
@@ -212,27 +254,28 @@ def plot_study(rows:list, # results rows
                interpolant:str='linear', # the interpolant of the first two columns
                path:str|Path|None=None, # also save the figure here
               ):
-    "W2 against training time and against Euler NFE per pairing, and loss against W2 per run."
+    "The task's metric against training time and against Euler NFE per pairing, and loss against the metric per run."
     import matplotlib.pyplot as plt
     tasks = [t for t in tasks if any(r['task'] == t.name for r in rows)]
     fig, axs = plt.subplots(len(tasks), 3, figsize=(15, 4 * len(tasks)), squeeze=False)
     colors = {p: plt.cm.tab10(i) for i, p in enumerate(PAIRINGS)}
     for ax, task in zip(axs, tasks):
-        rs = [r for r in rows if r['task'] == task.name]
+        rs, key = [r for r in rows if r['task'] == task.name], task.metric
+        K = key.upper()
         for p in task.pairings:
             mine = [r for r in rs if r['pairing'] == p and r['interpolant'] == interpolant]
             if not mine: continue
             ts = np.linspace(0, max(r['train_s'] for r in mine), 50)
-            w = np.array([[w2_at(r, t) for t in ts] for r in mine])
-            ax[0].plot(ts, w.mean(0), color=colors[p], label=p); ax[0].fill_between(ts, w.min(0), w.max(0), color=colors[p], alpha=0.15)
-            e = np.array([[x['w2'] for x in r['euler']] for r in mine])
-            ax[1].plot(EULER_STEPS, e.mean(0), 'o-', color=colors[p], label=p, ms=3)
+            m = np.array([[metric_at(r, t, key) for t in ts] for r in mine])
+            ax[0].plot(ts, m.mean(0), color=colors[p], label=p); ax[0].fill_between(ts, m.min(0), m.max(0), color=colors[p], alpha=0.15)
+            e = np.array([[x[key] for x in r['euler']] for r in mine])
+            ax[1].plot(task.euler, e.mean(0), 'o-', color=colors[p], label=p, ms=3)
         ax[0].axvline(min(r['train_s'] for r in rs), color='gray', ls=':')
-        for r in rs: ax[2].scatter(final_loss(r), r['curve'][-1]['w2'], color=colors[r['pairing']], marker='o' if r['interpolant'] == interpolant else 'x', s=18)
-        ax[0].set(title=f'{task.name}: W2 vs training time ({interpolant})', xlabel='training seconds (pairing included)', ylabel='W2', yscale='log')
-        ax[1].set(title=f'{task.name}: W2 vs Euler steps (last step)', xlabel='Euler steps (= NFE)', ylabel='W2', xscale='log', yscale='log')
-        ax[2].set(title=f'{task.name}: final loss vs W2 (o {interpolant}, x others)', xlabel='final training loss', ylabel='W2 at the last step', yscale='log')
-        ax[1].axhline(nfe_threshold(rs), color='gray', ls=':')
+        for r in rs: ax[2].scatter(final_loss(r), r['curve'][-1][key], color=colors[r['pairing']], marker='o' if r['interpolant'] == interpolant else 'x', s=18)
+        ax[0].set(title=f'{task.name}: {K} vs training time ({interpolant})', xlabel='training seconds (pairing included)', ylabel=K, yscale='log')
+        ax[1].set(title=f'{task.name}: {K} vs Euler steps (last step)', xlabel='Euler steps (= NFE)', ylabel=K, xscale='log', yscale='log')
+        ax[2].set(title=f'{task.name}: final loss vs {K} (o {interpolant}, x others)', xlabel='final training loss', ylabel=f'{K} at the last step', yscale='log')
+        ax[1].axhline(nfe_threshold(rs, key), color='gray', ls=':')
         ax[0].legend(fontsize=8)
     fig.tight_layout()
     if path: fig.savefig(path, dpi=80)
