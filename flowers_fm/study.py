@@ -278,5 +278,5 @@ def plot_study(rows:list, # results rows
         ax[1].axhline(nfe_threshold(rs, key), color='gray', ls=':')
         ax[0].legend(fontsize=8)
     fig.tight_layout()
-    if path: fig.savefig(path, dpi=80)
+    if path: fig.savefig(path, dpi=60)
     return fig
