@@ -4,15 +4,17 @@
 
 # %% ../nbs/12_pairing_study.ipynb #6d9a163f
 from __future__ import annotations
-import functools, json, math, time
-from dataclasses import asdict, dataclass, field
+import functools, json, math, tempfile, time
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np, torch
+from fastcore.meta import delegates
 from fastcore.script import call_parse
 
-from .config import TrainConfig, make_interpolant
+from .config import TrainConfig
 from .batches import ImageBatches
+from .cli import run_command
 from .core import to_uint8
 from .data import data_root, load_dataset, sample_toy
 from .domain import DomainMetrics, domain_net
@@ -24,8 +26,8 @@ from .train import train
 # %% auto #0
 __all__ = ['INTERPOLANT_SIGMA', 'STUDY_CONFIGS', 'Task', 'study_cells', 'target_points', 'noise_points', 'task_data',
            'score_points', 'quality', 'floor', 'cell_config', 'data_batch', 'pairing_report', 'run_cell',
-           'read_results', 'append_row', 'cell_key', 'run_study', 'study_flowers', 'metric_at', 'final_loss',
-           'nfe_threshold', 'euler_nfe', 'summary_table', 'plot_study']
+           'read_results', 'append_row', 'cell_key', 'run_study', 'study_main', 'study_flowers', 'metric_at',
+           'final_loss', 'nfe_threshold', 'euler_nfe', 'summary_table', 'plot_study']
 
 # %% ../nbs/12_pairing_study.ipynb #bd458d07
 @dataclass(frozen=True)
@@ -179,7 +181,6 @@ def run_study(tasks:list, # the tasks (a `STUDY_CONFIGS` entry)
               verbose:bool=True, # print a line per finished run
              ) -> list[dict]:
     "Run every cell of `tasks` that `results` does not hold yet; return all rows."
-    import tempfile
     results = Path(results); results.parent.mkdir(parents=True, exist_ok=True)
     done = {cell_key(r) for r in read_results(results) for t in tasks if r['task'] == t.name and r['spec'] == json.loads(json.dumps(asdict(t)))}
     todo = [(t, c) for t in tasks for c in study_cells([t]) if cell_key(c) not in done]  # a changed task is run again
@@ -191,15 +192,21 @@ def run_study(tasks:list, # the tasks (a `STUDY_CONFIGS` entry)
                           f"{task.metric} {row['curve'][-1][task.metric]:.3f} in {row['train_s']:.1f} s", flush=True)
     return read_results(results)
 
-@call_parse
-def study_flowers(config:str='reduced', # a `STUDY_CONFIGS` name: reduced (CPU, under an hour) or full (GPU)
-                  results:str='study/results.jsonl', # results file; cells already in it are skipped
-                  run_root:str=None, # folder for the runs' logs (a temporary one when empty)
-                 ):
-    "Run the pairing study (resumable) and print its summary tables"
-    if config not in STUDY_CONFIGS: raise SystemExit(f"study_flowers: error: invalid config={config!r}: choose one of {', '.join(STUDY_CONFIGS)}")
+def study_main(config:str='reduced', # a `STUDY_CONFIGS` name: reduced (CPU, about an hour) or full (GPU)
+               results:str='study/results.jsonl', # results file; cells already in it are skipped
+               run_root:str=None, # folder for the runs' logs (a temporary one when empty)
+              ) -> list[dict]:
+    "Run the pairing study (resumable), print its summary tables and return its rows."
+    if config not in STUDY_CONFIGS: raise ValueError(f"invalid config={config!r}: choose one of {', '.join(STUDY_CONFIGS)}")
     rows = run_study(STUDY_CONFIGS[config], results, run_root)
     for task in STUDY_CONFIGS[config]: print(summary_table(rows, task))
+    return rows
+
+@call_parse
+@delegates(study_main)
+def study_flowers(**kwargs):
+    "Run the pairing study (resumable) and print its summary tables"
+    run_command('study_flowers', study_main, **kwargs)
 
 # %% ../nbs/12_pairing_study.ipynb #780be3a5
 def _ms(v:list, fmt:str='.3f') -> str:
