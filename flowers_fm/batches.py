@@ -146,7 +146,7 @@ def draw_step(step:int, # the step
               batches=None, # the batch source (`ImageBatches`, `ToyBatches`)
               seed:int=0, # the run's seed
               device='cpu', # where the tensors go
-              pairing=None, # pairing callable applied to the rows drawn, or None for independent pairs
+              pairing=None, # pairing callable (see `get_pairing`) applied to the rows drawn, or None for independent pairs
               null:int|None=None, # the null class of a class-conditional model (None: unconditional, `y` is None)
               label_dropout:float=0., # fraction of labels replaced by `null`
               overfit:bool=False, # draw the data and noise of step 0 at every step
@@ -163,7 +163,7 @@ def draw_step(step:int, # the step
     y = None if null is None else torch.where((torch.rand(n, generator=g)[rows] < label_dropout).to(device), null, labels)
     t = (time_sampler(n, generator=g) if time_sampler is not None else torch.rand(n, generator=g))[rows].to(device)
     eps = torch.randn(n, *shape, generator=g)[rows].to(device) if getattr(interpolant, 'stochastic', False) else None
-    if pairing is not None: x0 = x0[pairing(x0, x1, generator=g)]
+    if pairing is not None: x0 = x0[pairing(x0, x1, generator=g, labels=labels)]
     return StepBatch(x1, labels, x0, y, t, eps)
 
 # %% ../nbs/05b_batches.ipynb #aa82275d

@@ -12,7 +12,7 @@ import torch
 from .core import DEVICE_CHOICES
 from .data import TOY_SAMPLERS, DATASETS, ON_ERROR_CHOICES
 from .interpolants import INTERPOLANTS, TIME_SAMPLERS, get_interpolant, get_time_sampler
-from .pairing import PAIRINGS, get_pairing
+from .pairing import PAIRINGS, CLASS_PAIRINGS, get_pairing
 from .models import MODEL_PRESETS, get_model
 from .metrics import FID_MODES
 
@@ -48,7 +48,7 @@ class TrainConfig:
     label_dropout:float=0.1 # fraction of labels replaced by the null class, per sample (class_cond only)
     interpolant:str='linear' # a path of `INTERPOLANTS`
     sigma:float=0. # noise level of the linear, sb paths (sigma_min of target_fm)
-    pairing:str='independent' # a pairing of `PAIRINGS`
+    pairing:str='independent' # a pairing of `PAIRINGS`, or label_ot (exact OT within classes, image data)
     pairing_scope:str='device' # with several processes: pair within each process's rows (device), or the global batch (global)
     time_sampler:str='uniform' # uniform, logit_normal or shifted (by resolution)
     batch_size:int=32 # images per optimizer step
@@ -99,7 +99,7 @@ class TrainConfig:
         if self.on_error not in ON_ERROR_CHOICES: bad('on_error', f"choose one of {', '.join(ON_ERROR_CHOICES)}")
         if str(self.device).split(':')[0].lower() not in DEVICE_CHOICES: bad('device', f"choose one of {', '.join(DEVICE_CHOICES)} (or cuda:N)")
         if toy != (self.model == 'mlp'): bad('model', "use mlp for toy:NAME data and an image model (unet*, dit*) for images")
-        for opt, allowed in (('interpolant', INTERPOLANTS), ('pairing', PAIRINGS), ('time_sampler', TIME_SAMPLERS), ('precision', PRECISIONS),
+        for opt, allowed in (('interpolant', INTERPOLANTS), ('pairing', PAIRINGS | CLASS_PAIRINGS), ('time_sampler', TIME_SAMPLERS), ('precision', PRECISIONS),
                              ('regularizer', REGULARIZERS), ('anchor_form', ANCHOR_FORMS), ('lr_schedule', LR_SCHEDULES), ('on_nan', ON_NAN), ('fid_mode', FID_MODES),
                              ('pairing_scope', PAIRING_SCOPES)):
             if getattr(self, opt) not in allowed: bad(opt, f"choose one of {', '.join(allowed)}")
@@ -112,6 +112,7 @@ class TrainConfig:
         for opt in ('warmup', 'grad_clip', 'weight_decay', 'reg_weight', 'num_subclasses', 'sample_every', 'save_every', 'sigma', 'data_workers', 'fid_every', 'eval_every', 'fid_ref_n'):
             if not math.isfinite(getattr(self, opt)) or getattr(self, opt) < 0: bad(opt, 'use a finite value >= 0')
         if self.regularizer != 'none' and toy: bad('regularizer', 'regularizers need labelled image data')
+        if self.pairing in CLASS_PAIRINGS and toy: bad('pairing', f'{self.pairing} pairs within classes: it needs labelled image data')
         if self.fid_every and toy: bad('fid_every', 'FID needs image data; measure 2-D samples with flowers_fm.metrics.w2')
         if not toy:  # the model must fit the resolution: built on the meta device, it costs no memory and no time
             try:

@@ -14,7 +14,7 @@ from scipy.optimize import linear_sum_assignment
 import ot
 
 # %% auto #0
-__all__ = ['PAIRINGS', 'cost_matrix', 'transport_cost', 'independent_pairs', 'exact_ot_pairs', 'sinkhorn_plan',
+__all__ = ['PAIRINGS', 'CLASS_PAIRINGS', 'cost_matrix', 'transport_cost', 'independent_pairs', 'exact_ot_pairs', 'sinkhorn_plan',
            'round_to_permutation', 'sinkhorn_pairs', 'pairing_features', 'sorted_pairs', 'match_in_cells',
            'vq_cell_pairs', 'kmeans', 'kmeans_pairs', 'vq_pairs', 'lsh_pairs', 'bisection_pairs', 'label_ot_pairs',
            'get_pairing', 'cost_report']
@@ -300,16 +300,22 @@ def label_ot_pairs(x0:torch.Tensor, # noise (B, ...)
 PAIRINGS = {'independent': independent_pairs, 'exact_ot': exact_ot_pairs, 'sinkhorn': sinkhorn_pairs,
             'sort': sorted_pairs, 'kmeans': kmeans_pairs, 'vq': vq_pairs, 'lsh': lsh_pairs,
             'bisect': bisection_pairs}
+CLASS_PAIRINGS = {'label_ot': label_ot_pairs}  # pairings that need the data's labels
 
-def get_pairing(name:str, # one of `PAIRINGS`
+def get_pairing(name:str, # one of `PAIRINGS` or `CLASS_PAIRINGS`
                 **kwargs, # options of that pairer, e.g. `reg=0.1` for sinkhorn, `k=16` for kmeans
                ):
-    "The pairer `name` as `f(x0, x1, generator=None) -> perm` with `kwargs` bound."
-    if name not in PAIRINGS: raise ValueError(f"unknown pairing {name!r}: choose one of {', '.join(PAIRINGS)}")
-    fn = partial(PAIRINGS[name], **kwargs)
-    if 'generator' in inspect.signature(PAIRINGS[name]).parameters:
-        return lambda x0, x1, generator=None: fn(x0, x1, generator=generator)
-    return lambda x0, x1, generator=None: fn(x0, x1)  # deterministic pairers ignore the generator
+    "The pairer `name` as `f(x0, x1, generator=None, labels=None) -> perm` with `kwargs` bound (`labels`: the data's classes)."
+    pairers = PAIRINGS | CLASS_PAIRINGS
+    if name not in pairers: raise ValueError(f"unknown pairing {name!r}: choose one of {', '.join(pairers)}")
+    fn, params = partial(pairers[name], **kwargs), inspect.signature(pairers[name]).parameters
+    def pair(x0, x1, generator=None, labels=None):
+        kw = dict(generator=generator) if 'generator' in params else {}  # deterministic pairers ignore the generator
+        if name in CLASS_PAIRINGS:
+            if labels is None: raise ValueError(f"pairing {name!r} pairs within classes and needs the data's labels: pass labels=, or train on labelled image data")
+            kw['y1'] = labels
+        return fn(x0, x1, **kw)
+    return pair
 
 def cost_report(x0:torch.Tensor, # noise (B, ...)
                 x1:torch.Tensor, # data (B, ...)

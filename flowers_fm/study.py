@@ -24,10 +24,10 @@ from .sampling import integrate, path_straightness
 from .train import train
 
 # %% auto #0
-__all__ = ['INTERPOLANT_SIGMA', 'STUDY_CONFIGS', 'Task', 'study_cells', 'target_points', 'noise_points', 'task_data',
-           'score_points', 'quality', 'floor', 'cell_config', 'data_batch', 'pairing_report', 'run_cell',
-           'read_results', 'append_row', 'cell_key', 'run_study', 'study_main', 'study_flowers', 'metric_at',
-           'final_loss', 'nfe_threshold', 'euler_nfe', 'summary_table', 'plot_study']
+__all__ = ['INTERPOLANT_SIGMA', 'STUDY_VARIANTS', 'CLASS_AWARE', 'STUDY_CONFIGS', 'Task', 'study_cells', 'target_points',
+           'noise_points', 'task_data', 'score_points', 'quality', 'floor', 'cell_config', 'cell_batches', 'data_batch',
+           'pairing_report', 'run_cell', 'read_results', 'append_row', 'cell_key', 'run_study', 'study_main',
+           'study_flowers', 'metric_at', 'final_loss', 'nfe_threshold', 'euler_nfe', 'summary_table', 'plot_study']
 
 # %% ../nbs/12_pairing_study.ipynb #bd458d07
 @dataclass(frozen=True)
@@ -58,16 +58,21 @@ class Task:
 
 INTERPOLANT_SIGMA = {'linear': 0., 'sb': 0.1, 'cosine': 0., 'trig': 0.}  # sb needs noise on the path; the others run deterministic paths
 
+# class-aware variants: label_ot is a pairing of its own; subclass batches change the batches, so the study names them
+STUDY_VARIANTS = {'subclass_ot': dict(pairing='exact_ot', num_subclasses=4)}  # exact OT on batches drawn from one k-means subclass of one class
+CLASS_AWARE = ('label_ot', 'subclass_ot')
+
 # images on a CPU: every sample is a UNet call per solver step, so the reduced grid keeps the extremes of pairing
-_IMG = dict(model='unet_tiny', lr=1e-3, sample_steps=16, euler=(2, 4, 8, 16), dopri_tols=(1e-2,))
+_IMG = dict(model='unet_tiny', lr=1e-3, sample_steps=16, euler=(2, 4, 8, 16), dopri_tols=(1e-3,))
 _IMG_REDUCED = dict(_IMG, steps=200, batch_size=32, evals=2, n_eval=256, seeds=(0, 1), pairings=('independent', 'exact_ot'), interpolants=('linear',), domain_steps=300)
 STUDY_CONFIGS = {
     'reduced': [Task('8gaussians', 'toy:8gaussians', steps=1500), Task('moons', 'toy:moons', steps=1500),
-                Task('mnist', 'mnist5k', **_IMG_REDUCED), Task('flowers32', 'flowers', **_IMG_REDUCED)],
+                Task('mnist', 'mnist5k', **dict(_IMG_REDUCED, pairings=('independent', 'exact_ot') + CLASS_AWARE)),
+                Task('flowers32', 'flowers', **_IMG_REDUCED)],
     'full': [Task('8gaussians', 'toy:8gaussians', steps=5000, n_eval=5000), Task('moons', 'toy:moons', steps=5000, n_eval=5000),
              Task('checkerboard', 'toy:checkerboard', steps=5000, n_eval=5000)]
             + [Task(name, data, res=res, steps=20000, batch_size=128, evals=10, n_eval=2000, seeds=(0, 1), interpolants=('linear', 'sb'),
-                    **dict(_IMG, lr=2e-4, sample_steps=50, euler=(2, 4, 8, 16, 32, 64), dopri_tols=(1e-2, 1e-3)))
+                    pairings=tuple(PAIRINGS) + CLASS_AWARE, **dict(_IMG, lr=2e-4, sample_steps=50, euler=(2, 4, 8, 16, 32, 64), dopri_tols=(1e-3, 1e-4)))
                for name, data, res in (('mnist', 'mnist5k', 32), ('flowers32', 'flowers', 32), ('flowers64', 'flowers', 64))],
 }
 
@@ -91,24 +96,27 @@ def task_data(task:Task) -> dict:
     if not task.images: return {}
     split = 'train' if task.data == 'mnist5k' else 'all'
     ds = load_dataset(task.data, task.res, split=split, download=False, n=task.n_images, seed=0)
-    net = domain_net(ds, data_root() / 'domain', steps=task.domain_steps)
-    real = ds.images[torch.randperm(len(ds), generator=torch.Generator().manual_seed(0))[:2000]]
-    return dict(ds=ds, metrics=DomainMetrics(net, real), heldout=heldout_dataset(task.data, task.res, split, n_images=task.n_eval, seed=0))
+    # the classifier learns on images that neither the runs, nor the reference, nor the floor's second draw contain
+    net = domain_net(heldout_dataset(task.data, task.res, split, n_images=task.n_images, seed=0), data_root() / 'domain', steps=task.domain_steps)
+    order = torch.randperm(len(ds), generator=torch.Generator().manual_seed(0))
+    real, other = ds.images[order[:len(ds) // 2]], ds.images[order[len(ds) // 2:]]
+    return dict(ds=ds, metrics=DomainMetrics(net, real), other=other[:task.n_eval])
 
 def score_points(task:Task, x:torch.Tensor) -> dict:
     "The quality of final states `x`: W2 to the target points (2-D), or the in-domain metrics of the images."
     if not task.images: return dict(w2=w2(x, target_points(task)))
     return task_data(task)['metrics'](to_uint8(x))
 
+@torch.no_grad()
 def quality(model, task:Task, method:str='euler', steps:int|None=None, atol:float=1e-5, rtol:float=1e-5, chunk:int=250) -> dict:
     "The quality of the model's samples from the task's noise (`score_points`), and the model calls the solver used."
     outs = [integrate(model, x, method, steps or task.sample_steps, atol=atol, rtol=rtol) for x in noise_points(task).split(chunk)]
     return dict(score_points(task, torch.cat([o.x for o in outs])), nfe=max(o.nfe for o in outs))
 
 def floor(task:Task) -> float:
-    "The metric between two independent draws of real data: differences below it are sampling noise."
+    "The metric between two independent draws of real data (for images: of the training images): differences below it are sampling noise."
     if not task.images: return w2(target_points(task), target_points(task, seed=10**6 + 2))
-    return task_data(task)['metrics'](task_data(task)['heldout'].images[:task.n_eval])['fd']
+    return task_data(task)['metrics'](task_data(task)['other'])['fd']
 
 # %% ../nbs/12_pairing_study.ipynb #1e0f1741
 def cell_config(task:Task, cell:dict, run_dir:str) -> TrainConfig:
@@ -116,23 +124,29 @@ def cell_config(task:Task, cell:dict, run_dir:str) -> TrainConfig:
     every = max(1, task.steps // task.evals)
     return TrainConfig(data=task.data, model=task.model, res=task.res, n_images=task.n_images, batch_size=task.batch_size, steps=task.steps, lr=task.lr,
                        warmup=task.steps // 10, ema=0.999, interpolant=cell['interpolant'], sigma=INTERPOLANT_SIGMA[cell['interpolant']],
-                       pairing=cell['pairing'], seed=cell['seed'], log_every=max(1, task.steps // 50), sample_every=0, save_every=0,
-                       eval_every=every, run_dir=run_dir, progress=False, device='cpu')
+                       seed=cell['seed'], log_every=max(1, task.steps // 50), sample_every=0, save_every=0, eval_every=every, run_dir=run_dir,
+                       progress=False, device='cpu', **STUDY_VARIANTS.get(cell['pairing'], dict(pairing=cell['pairing'])))
 
-def data_batch(task:Task, g:torch.Generator) -> torch.Tensor:
-    "A batch of the task's data as floats."
-    if not task.images: return sample_toy(task.data.split(':', 1)[1], task.batch_size, g)
+def cell_batches(task:Task, cfg:TrainConfig) -> ImageBatches|None:
+    "The batches of an image cell (one image set for all runs of the task); None for 2-D tasks, whose batches `train` makes."
+    return ImageBatches(task_data(task)['ds'], task.batch_size, seed=cfg.seed, num_subclasses=cfg.num_subclasses) if task.images else None
+
+def data_batch(task:Task, g:torch.Generator, batches:ImageBatches|None=None) -> tuple:
+    "A batch of the task's data as floats, and its labels (None for 2-D): from `batches` when given."
+    if not task.images: return sample_toy(task.data.split(':', 1)[1], task.batch_size, g), None
+    if batches is not None: return batches.batch(int(torch.randint(10**6, (1,), generator=g)), g, 'cpu')
     ds = task_data(task)['ds']
-    return ds.images[torch.randint(len(ds), (task.batch_size,), generator=g)].float() / 127.5 - 1
+    i = torch.randint(len(ds), (task.batch_size,), generator=g)
+    return ds.images[i].float() / 127.5 - 1, ds.labels[i]
 
-def pairing_report(task:Task, pairing:str, batches:int=20, seed:int=0) -> dict:
-    "Milliseconds per call of the pairing on the task's batches, and the fraction of exact OT's cost reduction it keeps."
+def pairing_report(task:Task, pairing:str, batches:ImageBatches|None=None, n:int=20, seed:int=0) -> dict:
+    "Milliseconds per call of the pairing on `n` of the task's batches (from `batches` when given), and the fraction of exact OT's cost reduction it keeps."
     g, pair, t, kept = torch.Generator().manual_seed(seed), get_pairing(pairing), 0., []
-    for _ in range(batches):
-        x1 = data_batch(task, g); x0 = torch.randn(x1.shape, generator=g)
-        t0 = time.perf_counter(); perm = pair(x0, x1, generator=g); t += time.perf_counter() - t0
+    for _ in range(n):
+        x1, y1 = data_batch(task, g, batches); x0 = torch.randn(x1.shape, generator=g)
+        t0 = time.perf_counter(); perm = pair(x0, x1, generator=g, labels=y1); t += time.perf_counter() - t0
         kept.append(cost_report(x0, x1, perm)['reduction'])
-    return dict(pairing_ms=1e3 * t / batches, cost_reduction=float(np.mean(kept)))
+    return dict(pairing_ms=1e3 * t / n, cost_reduction=float(np.mean(kept)))
 
 def run_cell(task:Task, # the task
              cell:dict, # task, pairing, interpolant, seed (from `study_cells`)
@@ -146,15 +160,17 @@ def run_cell(task:Task, # the task
         curve.append(dict(step=step, train_s=round(t0 - clock['start'] - clock['scoring'], 3), **q))
         clock['scoring'] += time.perf_counter() - t0
         return {task.metric: q[task.metric]}
-    batches = ImageBatches(task_data(task)['ds'], task.batch_size, seed=cell['seed']) if task.images else None  # one image set for all runs
-    r = train(cell_config(task, cell, run_dir), batches, eval_fn=score)
-    ema = r['ema'].eval()
-    euler = [dict(steps=k, **quality(ema, task, 'euler', k)) for k in task.euler]
+    cfg = cell_config(task, cell, run_dir)
+    batches = cell_batches(task, cfg)
+    r = train(cfg, batches, eval_fn=score)
+    ema, last = r['ema'].eval(), {k: v for k, v in curve[-1].items() if k not in ('step', 'train_s')}
+    # the last measurement along the run is the sweep's point at `sample_steps`: it is not sampled twice
+    euler = [dict(steps=k, **(last if k == task.sample_steps else quality(ema, task, 'euler', k))) for k in task.euler]
     dopri = [dict(tol=tol, **quality(ema, task, 'dopri5', atol=tol, rtol=tol)) for tol in task.dopri_tols]
     x0 = noise_points(task)[:64] if task.images else noise_points(task)
     traj = integrate(ema, x0, 'euler', task.sample_steps if task.images else 64, return_trajectory=True).trajectory
     return dict(cell, spec=asdict(task), curve=curve, losses=[(m['step'], m['loss_fm']) for m in r['metrics'] if 'loss_fm' in m], euler=euler, dopri=dopri,
-                straightness=path_straightness(traj)['straightness'], **pairing_report(task, cell['pairing']),
+                straightness=path_straightness(traj)['straightness'], **pairing_report(task, cfg.pairing, batches),
                 steps=task.steps, train_s=curve[-1]['train_s'], threads=torch.get_num_threads(),
                 start=score_points(task, noise_points(task))[task.metric])
 
@@ -180,7 +196,7 @@ def run_study(tasks:list, # the tasks (a `STUDY_CONFIGS` entry)
               run_root:str|Path|None=None, # where runs write their logs; a temporary folder when None
               verbose:bool=True, # print a line per finished run
              ) -> list[dict]:
-    "Run every cell of `tasks` that `results` does not hold yet; return all rows."
+    "Run every cell of `tasks` that `results` does not hold yet; return all rows (each records the threads it ran with)."
     results = Path(results); results.parent.mkdir(parents=True, exist_ok=True)
     done = {cell_key(r) for r in read_results(results) for t in tasks if r['task'] == t.name and r['spec'] == json.loads(json.dumps(asdict(t)))}
     todo = [(t, c) for t in tasks for c in study_cells([t]) if cell_key(c) not in done]  # a changed task is run again
@@ -195,9 +211,12 @@ def run_study(tasks:list, # the tasks (a `STUDY_CONFIGS` entry)
 def study_main(config:str='reduced', # a `STUDY_CONFIGS` name: reduced (CPU, about an hour) or full (GPU)
                results:str='study/results.jsonl', # results file; cells already in it are skipped
                run_root:str=None, # folder for the runs' logs (a temporary one when empty)
+               threads:int=0, # torch's CPU threads (0: leave torch's choice, one per core unless OMP_NUM_THREADS says otherwise)
               ) -> list[dict]:
     "Run the pairing study (resumable), print its summary tables and return its rows."
     if config not in STUDY_CONFIGS: raise ValueError(f"invalid config={config!r}: choose one of {', '.join(STUDY_CONFIGS)}")
+    if threads < 0: raise ValueError(f"invalid threads={threads}: use a positive number, or 0 for torch's choice")
+    if threads: torch.set_num_threads(threads)
     rows = run_study(STUDY_CONFIGS[config], results, run_root)
     for task in STUDY_CONFIGS[config]: print(summary_table(rows, task))
     return rows

@@ -414,7 +414,7 @@ def train(cfg:TrainConfig, # the options of the run
     steps = work.steps() if work else range(st.step, cfg.steps)
     with stop_requests() as stop:  # Ctrl-C or SIGTERM: finish the step, save, stop
         for step, b in zip(steps, step_batches(draw, st.step, cfg.steps, g, device, cfg.data_workers)):
-            if pair_globally: b = b._replace(x0=ranks.pair_globally(pairing, b.x0, b.x1, g))
+            if pair_globally: b = b._replace(x0=ranks.pair_globally(pairing, b.x0, b.x1, g, b.labels))
             if cfg.regularizer == 'anchor' and (st.centroids is None or step % cfg.anchor_every == 0): st.centroids = class_centroids(batches, g, device)
             terms = train_step(st, b, cfg, interpolant, g, net, amp, ranks)
             if not terms['finite']:
