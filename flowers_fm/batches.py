@@ -153,6 +153,7 @@ def draw_step(step:int, # the step
               interpolant=None, # the path: `eps` is drawn when it is stochastic
               time_sampler=None, # where on the path to train; uniform when None
               rows:slice=slice(None), # this process's rows of the global batch
+              condition=None, # a cascade stage's `y`: callable (x1, g, n=, rows=) -> conditioning image (see `lowres_condition`)
              ) -> StepBatch:
     "Rows `rows` of the batch of `step`: a function of (seed, step) alone, however the batch is split over processes."
     g.manual_seed(step_seed(seed, 0 if overfit else step))
@@ -163,6 +164,7 @@ def draw_step(step:int, # the step
     y = None if null is None else torch.where((torch.rand(n, generator=g)[rows] < label_dropout).to(device), null, labels)
     t = (time_sampler(n, generator=g) if time_sampler is not None else torch.rand(n, generator=g))[rows].to(device)
     eps = torch.randn(n, *shape, generator=g)[rows].to(device) if getattr(interpolant, 'stochastic', False) else None
+    if condition is not None: y = condition(x1, g, n=n, rows=rows)
     if pairing is not None: x0 = x0[pairing(x0, x1, generator=g, labels=labels)]
     return StepBatch(x1, labels, x0, y, t, eps)
 

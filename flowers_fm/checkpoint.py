@@ -72,8 +72,9 @@ def load_checkpoint(path, cfg:TrainConfig|None=None) -> dict:
     if cfg is not None:
         saved = state['config']
         for k in STRUCTURAL:
-            if saved.get(k) != getattr(cfg, k):
-                raise IncompatibleCheckpointError(f"checkpoint {path} was made with {k}={saved.get(k)!r}, this run has {k}={getattr(cfg, k)!r}: "
+            was = saved.get(k, TrainConfig.__dataclass_fields__[k].default)  # an option added after the checkpoint was made: its default
+            if was != getattr(cfg, k):
+                raise IncompatibleCheckpointError(f"checkpoint {path} was made with {k}={was!r}, this run has {k}={getattr(cfg, k)!r}: "
                                                   f"use the same {k} or another run_dir")
     return state
 

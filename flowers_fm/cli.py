@@ -19,6 +19,7 @@ from .sampling import SOLVERS, TIME_GRIDS, save_samples
 from .config import TrainConfig
 from .batches import ImageBatches, make_batches
 from .checkpoint import latest_checkpoint, load_checkpoint, load_trained_model
+from .multiscale import load_cascade
 from .distributed import start_ranks
 from .train import train
 
@@ -101,19 +102,24 @@ def sample_main(run_dir:str='runs/flowers', # the run folder written by train_fl
                 device:str='auto', # auto, cpu, cuda, cuda:N, mps or xla
                 raw:bool=False, # use the raw weights instead of the EMA
                 progress:bool=True, # show a progress bar
+                stages:str=None, # a cascade: the run folders of the stages above run_dir, comma-separated, lowest resolution first
+                cond_noise:float=None, # cascade: noise level of the stages' conditioning images (default: half of each stage's training level)
                ) -> Path:
-    "Write `n` samples of a trained run as PNG files; return the folder."
+    "Write `n` samples of a trained run (or of a cascade: a base run and its stages) as PNG files; return the folder."
     if method not in SOLVERS: raise ValueError(f"invalid method={method!r}: choose one of {', '.join(SOLVERS)}")
     if grid not in TIME_GRIDS: raise ValueError(f"invalid grid={grid!r}: choose one of {', '.join(TIME_GRIDS)}")
     if labels not in (None, 'null'):
         if not str(labels).isdigit(): raise ValueError(f"invalid labels={labels!r}: give nothing, 'null' or a class index")
         labels = int(labels)
     dev = get_device(device)
-    try: model, cfg = load_trained_model(checkpoint or run_dir, ema=not raw, device=dev)
+    try:
+        model, cfg = load_trained_model(checkpoint or run_dir, ema=not raw, device=dev)
+        if cfg['model'] == 'mlp': raise ValueError(f"{run_dir} holds a 2-D model: sample it with flowers_fm.sampling.sample")
+        if stages: model = load_cascade([checkpoint or run_dir, *stages.split(',')], cond_noise, ema=not raw, device=dev)
     except FileNotFoundError as e: raise ValueError(str(e)) from None
-    if cfg['model'] == 'mlp': raise ValueError(f"{run_dir} holds a 2-D model: sample it with flowers_fm.sampling.sample")
     step = load_checkpoint_step(checkpoint or run_dir)
-    folder = Path(out) if out else Path(run_dir) / 'samples' / f"step{step:08d}_{method}{steps}_{grid}_w{guidance:g}_seed{seed}{'_raw' if raw else ''}"
+    chain = f"_cascade{model.res}_noise{'-'.join(f'{l:g}' for l in model.cond_noise)}_steps{'-'.join(str(load_checkpoint_step(s)) for s in stages.split(','))}" if stages else ''
+    folder = Path(out) if out else Path(run_dir) / 'samples' / f"step{step:08d}_{method}{steps}_{grid}_w{guidance:g}_seed{seed}{'_raw' if raw else ''}{chain}"
     save_samples(model, folder, n, batch_size, labels, guidance, method, steps, grid, seed, dev, progress)
     print(f"wrote {n} samples of {checkpoint or run_dir} (step {step}) to {folder}")
     return folder
@@ -147,6 +153,8 @@ def eval_main(run_dir:str='runs/flowers', # the run folder written by train_flow
               device:str='auto', # auto, cpu, cuda, cuda:N, mps or xla
               raw:bool=False, # use the raw weights instead of the EMA
               progress:bool=True, # show progress bars
+              stages:str=None, # a cascade: the run folders of the stages above run_dir, comma-separated, lowest resolution first
+              cond_noise:float=None, # cascade: noise level of the stages' conditioning images (default: half of each stage's training level)
              ) -> dict:
     "Sample a trained run and score the samples against its data set; write and return `eval.json`."
     if mode not in FID_MODES: raise ValueError(f"invalid mode={mode!r}: choose one of {', '.join(FID_MODES)}")
@@ -156,8 +164,13 @@ def eval_main(run_dir:str='runs/flowers', # the run folder written by train_flow
     if (ckpt := Path(checkpoint) if checkpoint else latest_checkpoint(run_dir)) is None or not ckpt.exists():
         raise ValueError(f"no checkpoint in {run_dir}: train first (train_flowers --run_dir {run_dir})")
     cfg, step = load_checkpoint(ckpt)['config'], load_checkpoint_step(ckpt)
-    out = Path(run_dir) / 'eval' / f"step{step:08d}_{method}{steps}_{grid}_w{guidance:g}_seed{seed}{'_raw' if raw else ''}_n{n}"
-    folder = sample_main(run_dir, str(ckpt), str(out / 'samples'), n, batch_size, labels, guidance, method, steps, grid, seed, device, raw, progress)
+    top = stages.split(',')[-1] if stages else None
+    if top: # the chain's images are scored against the data at the top stage's resolution
+        if latest_checkpoint(top) is None: raise ValueError(f"no checkpoint in {top}: train the stage first (train_flowers --run_dir {top} --cond_res ...)")
+        cfg = load_checkpoint(latest_checkpoint(top))['config']
+    out = Path(run_dir) / 'eval' / f"step{step:08d}_{method}{steps}_{grid}_w{guidance:g}_seed{seed}{'_raw' if raw else ''}_n{n}{f'_to-{Path(top).name}' if top else ''}"
+    folder = sample_main(run_dir, str(ckpt), str(out / 'samples'), n, batch_size, labels, guidance, method, steps, grid, seed, device, raw, progress,
+                         stages, cond_noise)
     ds = load_dataset(cfg['data'], cfg['res'], cfg['data_root'], cfg['split'], cfg['download'], on_error=cfg['on_error'], n=cfg['n_images'], seed=cfg['seed'])
     cache = data_root(cfg['data_root']) / 'fid_stats'
     ref = reference_features(ds, extractor, ref_n or None, cache_dir=cache, progress=progress)
@@ -174,7 +187,7 @@ def eval_main(run_dir:str='runs/flowers', # the run folder written by train_flow
     nfe = json.loads((folder / 'samples.json').read_text())['nfe']
     result['settings'] = dict(run_dir=str(run_dir), checkpoint=str(ckpt), step=step, weights='raw' if raw else 'ema', n=n, batch_size=batch_size,
                               labels=labels, guidance=guidance, method=method, steps=steps, grid=grid, seed=seed,
-                              model_calls_per_batch=sum(nfe.values()) / len(nfe), mode=mode, extractor=extractor.name,
+                              stages=stages, cond_noise=cond_noise, model_calls_per_batch=sum(nfe.values()) / len(nfe), mode=mode, extractor=extractor.name,
                               reference=ref.name, heldout=None if heldout is None else heldout.name, data=cfg['data'], res=cfg['res'])
     with atomic_write(out / 'eval.json', 'w') as f: json.dump(result, f, indent=1)
     print(f"step {step}: FID {result['fid']:.2f}, KID {result['kid']:.4f}, precision {result['precision']:.3f}, recall {result['recall']:.3f}"

@@ -4,11 +4,12 @@
 
 # %% ../nbs/08a_domain_features.ipynb #ab29a740
 from __future__ import annotations
+import hashlib
 from pathlib import Path
 
 import torch, torch.nn as nn, torch.nn.functional as F
 
-from .core import atomic_write
+from .core import cached
 from .data import ImageDataset
 from .metrics import feature_stats, frechet_distance, precision_recall
 
@@ -56,21 +57,19 @@ def accuracy(net:DomainNet, ds:ImageDataset, batch_size:int=500) -> float:
     return right / len(ds)
 
 # %% ../nbs/08a_domain_features.ipynb #af243728
-def domain_net(ds:ImageDataset, # the training images (their name, size and resolution name the cache file)
+def domain_net(ds:ImageDataset, # the training images (their name, size, resolution and a fingerprint name the cache file)
                cache_dir:str|Path|None=None, # folder of cached classifiers; no cache when None
                **kwargs, # options of `train_domain_net`
               ) -> DomainNet:
     "The data set's `DomainNet`, from the cache when it was trained before."
-    key = '_'.join([ds.name.replace(' ', '-'), str(len(ds)), f'{ds.res}px'] + [f'{k}{v}' for k, v in sorted(kwargs.items())])
-    path = Path(cache_dir) / f'domain_{key}.pt' if cache_dir else None
-    if path is not None and path.exists():
-        net = DomainNet(ds.channels, ds.num_classes); net.load_state_dict(torch.load(path, weights_only=True))
-        return net.eval()
-    net = train_domain_net(ds, **kwargs)
-    if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_write(path, 'wb') as f: torch.save(net.state_dict(), f)
-    return net
+    train = lambda: train_domain_net(ds, **kwargs).state_dict()
+    if cache_dir is None: state = train()
+    else:
+        fingerprint = hashlib.sha1(ds.images[::max(1, len(ds) // 64)].numpy().tobytes()).hexdigest()[:10]  # 64 of the images
+        name = '_'.join([ds.name.replace(' ', '-'), str(len(ds)), f'{ds.res}px', fingerprint] + [f'{k}{v}' for k, v in sorted(kwargs.items())])
+        state = cached(Path(cache_dir) / f'domain_{name}.pt', dict(name=name), train)
+    net = DomainNet(ds.channels, ds.num_classes); net.load_state_dict(state)
+    return net.eval()
 
 # %% ../nbs/08a_domain_features.ipynb #1366a8a5
 class DomainMetrics:

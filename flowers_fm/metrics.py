@@ -284,7 +284,7 @@ def heldout_dataset(data:str, # a `DATASETS` name
                     download:bool=False, # download a missing real data set
                    ) -> ImageDataset|None:
     "Real images of the data set that training did not see; None where there are none (all of a data set, or no splits)."
-    if data == 'flowers': return GeneratedFlowers(n_images, res=res, seed=seed + 1)  # new flowers from the same painter
+    if data == 'flowers': return load_dataset('flowers', res, root, n=n_images, seed=seed + 1)  # new flowers from the same painter
     rest = [s for s in HELDOUT_SPLITS.get(data, ()) if split != 'all' and s not in split.split('+')]
     return load_dataset(data, res, root, '+'.join(rest), download) if rest else None
 

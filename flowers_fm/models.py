@@ -145,7 +145,7 @@ class EmbedSequential(nn.ModuleList):
 
 # %% ../nbs/04_models.ipynb #617ce7da
 class UNet(nn.Module):
-    "ADM-style UNet velocity network for images, called as model(x, t, y)."
+    "ADM-style UNet velocity network for images, called as model(x, t, y); `y` is the labels, or a cascade stage's conditioning image."
     def __init__(self, in_channels:int=3, # image channels
                  res:int=32, # image side the attention resolutions refer to
                  base:int=128, # channels of the first level
@@ -157,17 +157,19 @@ class UNet(nn.Module):
                  num_classes:int|None=None, # classes for conditioning; None for unconditional
                  scale_shift:bool=True, # embedding as scale and shift of a norm (ADM) instead of added
                  checkpoint:bool=False, # gradient checkpointing of every block while training
+                 cond_channels:int=0, # >0: a cascade stage, `y` is an image of these channels concatenated to the input
                 ):
         super().__init__()
+        if cond_channels and num_classes: raise ValueError("a UNet is conditioned on labels (num_classes) or on an image (cond_channels), not both")
         levels = [res // 2 ** i for i in range(len(mults))]
         if res % 2 ** (len(mults) - 1): raise ValueError(f"a UNet with {len(mults)} levels needs a side divisible by {2 ** (len(mults) - 1)}, got {res}")
         if bad := [r for r in attn_res if r not in levels]: raise ValueError(f"attention resolution {bad[0]} is never reached: the levels are {levels} px")
-        self.in_channels, self.res, self.num_classes, self.checkpoint = in_channels, res, num_classes, checkpoint
+        self.in_channels, self.res, self.num_classes, self.checkpoint, self.cond_channels = in_channels, res, num_classes, checkpoint, cond_channels
         self.n_down = len(mults) - 1
         emb_dim = 4 * base
         self.embed = TimeClassEmbedding(emb_dim, num_classes, freq_dim=base)
         block = lambda cin, cout: ResBlock(cin, cout, emb_dim, dropout, scale_shift)
-        self.inp = nn.Conv2d(in_channels, base, 3, padding=1)
+        self.inp = nn.Conv2d(in_channels + cond_channels, base, 3, padding=1)
         self.down, chans, ch = nn.ModuleList(), [base], base
         for i, m in enumerate(mults):
             for _ in range(num_res_blocks):
@@ -191,12 +193,18 @@ class UNet(nn.Module):
 
     def forward(self, x:torch.Tensor, # images (B, C, H, W), H and W divisible by 2 ** (levels - 1)
                 t:torch.Tensor, # times (B,) or one time
-                y:torch.Tensor|None=None, # labels (B,); None or `num_classes` is the null class
+                y:torch.Tensor|None=None, # labels (B,), None or `num_classes` being the null class; a stage's image (B, cond_channels, H, W)
                ) -> torch.Tensor:
         if x.ndim != 4 or x.shape[1] != self.in_channels or x.shape[-1] % 2 ** self.n_down or x.shape[-2] % 2 ** self.n_down:
             raise ValueError(f"UNet expects images (B, {self.in_channels}, H, W) with H, W divisible by {2 ** self.n_down}, got {tuple(x.shape)}")
+        h = x
+        if self.cond_channels:
+            if y is None or y.shape != (len(x), self.cond_channels, *x.shape[2:]):
+                raise ValueError(f"this UNet is a cascade stage: y must be its conditioning image {(len(x), self.cond_channels, *x.shape[2:])}, "
+                                 f"got {None if y is None else tuple(y.shape)}")
+            h, y = torch.cat([x, y.to(x.dtype)], 1), None
         emb = self.embed(_batch_times(t, x), y)
-        hs = [self.inp(x)]
+        hs = [self.inp(h)]
         for blk in self.down: hs.append(self._block(blk, hs[-1], emb))
         h = self._block(self.mid, hs[-1], emb)
         for blk in self.up: h = self._block(blk, torch.cat([h, hs.pop()], 1), emb)

@@ -5,6 +5,7 @@
 # %% ../nbs/06_sampling.ipynb #b23d4264
 from __future__ import annotations
 import json
+from functools import partial
 from pathlib import Path
 from typing import NamedTuple
 import numpy as np, torch
@@ -148,8 +149,9 @@ def sample_images(model, # image velocity network with `in_channels` and `res`
         m = min(batch_size, n - i)
         if skip is not None and skip(i, m): continue
         g = torch.Generator().manual_seed(_batch_seed(seed, b))
-        s = sample(model, m, (model.in_channels, model.res, model.res), y=None if y is None else y[i:i + m],
-                   guidance=guidance, method=method, steps=steps, grid=grid, generator=g, device=device)
+        draw = model.sample if hasattr(model, 'sample') else partial(sample, model)  # a model that samples itself: a `Cascade` (09_multiscale)
+        s = draw(m, (model.in_channels, model.res, model.res), y=None if y is None else y[i:i + m],
+                 guidance=guidance, method=method, steps=steps, grid=grid, generator=g, device=device)
         yield i, to_uint8(s.x.cpu()), s.nfe
 
 def save_samples(model, # image velocity network with `in_channels` and `res`

@@ -107,7 +107,6 @@ def score_points(task:Task, x:torch.Tensor) -> dict:
     if not task.images: return dict(w2=w2(x, target_points(task)))
     return task_data(task)['metrics'](to_uint8(x))
 
-@torch.no_grad()
 def quality(model, task:Task, method:str='euler', steps:int|None=None, atol:float=1e-5, rtol:float=1e-5, chunk:int=250) -> dict:
     "The quality of the model's samples from the task's noise (`score_points`), and the model calls the solver used."
     outs = [integrate(model, x, method, steps or task.sample_steps, atol=atol, rtol=rtol) for x in noise_points(task).split(chunk)]
@@ -125,7 +124,7 @@ def cell_config(task:Task, cell:dict, run_dir:str) -> TrainConfig:
     return TrainConfig(data=task.data, model=task.model, res=task.res, n_images=task.n_images, batch_size=task.batch_size, steps=task.steps, lr=task.lr,
                        warmup=task.steps // 10, ema=0.999, interpolant=cell['interpolant'], sigma=INTERPOLANT_SIGMA[cell['interpolant']],
                        seed=cell['seed'], log_every=max(1, task.steps // 50), sample_every=0, save_every=0, eval_every=every, run_dir=run_dir,
-                       progress=False, device='cpu', **STUDY_VARIANTS.get(cell['pairing'], dict(pairing=cell['pairing'])))
+                       progress=False, device='cpu', channels_last=task.images, **STUDY_VARIANTS.get(cell['pairing'], dict(pairing=cell['pairing'])))
 
 def cell_batches(task:Task, cfg:TrainConfig) -> ImageBatches|None:
     "The batches of an image cell (one image set for all runs of the task); None for 2-D tasks, whose batches `train` makes."
@@ -153,6 +152,7 @@ def run_cell(task:Task, # the task
              run_dir:str, # where the run writes its log and checkpoint
             ) -> dict:
     "Train one cell, scoring it along the way; return its row of results."
+    task_data(task)  # the images and their classifier, made once per process: not part of any run's clock
     curve, clock = [], dict(start=time.perf_counter(), scoring=0.)
     def score(model, step):
         t0 = time.perf_counter()
@@ -284,7 +284,7 @@ def plot_study(rows:list, # results rows
     import matplotlib.pyplot as plt
     tasks = [t for t in tasks if any(r['task'] == t.name for r in rows)]
     fig, axs = plt.subplots(len(tasks), 3, figsize=(15, 4 * len(tasks)), squeeze=False)
-    colors = {p: plt.cm.tab10(i) for i, p in enumerate(PAIRINGS)}
+    colors = {p: plt.cm.tab10(i) for i, p in enumerate(tuple(PAIRINGS) + CLASS_AWARE)}
     for ax, task in zip(axs, tasks):
         rs, key = [r for r in rows if r['task'] == task.name], task.metric
         K = key.upper()

@@ -18,7 +18,8 @@ from .data import data_root
 from .interpolants import Interpolant, LinearInterpolant
 from .sampling import integrate
 from .metrics import FIDEvaluator
-from .config import TrainConfig, make_model, model_args, make_interpolant, make_time_sampler, make_pairing
+from .config import TrainConfig, make_model, model_args, make_interpolant, make_time_sampler, make_pairing, make_condition
+from .multiscale import condition_image, downsample, upsample
 from .batches import StepBatch, ImageBatches, make_batches, draw_step, drawn_ahead, step_batches, step_seed, save_cluster_grids
 from .regularizers import same_class_partner, locality_loss, class_centroids
 from .checkpoint import checkpoint_path, latest_checkpoint, save_checkpoint, load_latest_checkpoint
@@ -258,14 +259,19 @@ def train_step(st:TrainState, # the state, updated in place
 # %% ../nbs/05_train.ipynb #7aa37754
 @torch.no_grad()
 def sample_grid(model, cfg:TrainConfig, batches, device, n:int=16, path=None) -> torch.Tensor:
-    "Euler samples of `model` from fixed noise (labels cycling through the classes when conditional)."
+    "Euler samples of `model` from fixed noise (labels cycling through the classes when conditional; a stage upsamples the first `n` images)."
     g = torch.Generator().manual_seed(cfg.seed + 1)
     shape = (n, 2) if cfg.model == 'mlp' else (n, batches.channels, cfg.res, cfg.res)
     y = (torch.arange(n) % batches.num_classes).to(device) if cfg.class_cond else None
+    x0 = torch.randn(shape, generator=g).to(device)
+    if cfg.cond_res:  # the data's images shrunk to cond_res, at half the stage's largest training noise level
+        low = downsample(batches.ds.images[:n].float() / 127.5 - 1, cfg.cond_res)
+        y = condition_image(low, cfg.res, torch.full((n,), cfg.cond_noise / 2), torch.randn(low.shape, generator=g)).to(device)
     was = model.training; model.eval()
-    x = integrate(model, torch.randn(shape, generator=g).to(device), 'euler', cfg.sample_steps, y=y).x
+    x = integrate(model, x0, 'euler', cfg.sample_steps, y=y).x
     model.train(was)
-    if path is not None and x.ndim == 4: save_image_grid(x.float().clamp(-1, 1), path, nrow=8)
+    if path is not None and x.ndim == 4:  # a stage's grid shows what it was given above what it made
+        save_image_grid(torch.cat([upsample(low.to(device), cfg.res), x]).float().clamp(-1, 1) if cfg.cond_res else x.float().clamp(-1, 1), path, nrow=8)
     return x
 
 # %% ../nbs/05_train.ipynb #b59063a5
@@ -398,7 +404,8 @@ def train(cfg:TrainConfig, # the options of the run
     run = Path(cfg.run_dir); run.mkdir(parents=True, exist_ok=True)
     batches = batches or make_batches(cfg)
     margs = model_args(cfg, batches) if model is None else None  # a model passed in cannot be rebuilt from the checkpoint
-    st = TrainState(cfg, (model or make_model(cfg, batches)).to(device).train())
+    model = (model or make_model(cfg, batches)).to(device)
+    st = TrainState(cfg, (model.to(memory_format=torch.channels_last) if cfg.channels_last else model).train())
     ck, saved = load_latest_checkpoint(run, cfg) if cfg.resume else (None, None)
     if saved is not None:
         st.load_state_dict(saved)
@@ -408,7 +415,7 @@ def train(cfg:TrainConfig, # the options of the run
     pair_globally = pairing is not None and cfg.pairing_scope == 'global' and ranks.world > 1  # in the loop: workers cannot talk to other processes
     draw = partial(draw_step, batches=batches, seed=cfg.seed, pairing=None if pair_globally else pairing, null=batches.num_classes if cfg.class_cond else None,
                    label_dropout=cfg.label_dropout, overfit=cfg.overfit_batch, interpolant=interpolant, time_sampler=make_time_sampler(cfg),
-                   rows=ranks.rows(cfg.batch_size, cfg.grad_accum))
+                   rows=ranks.rows(cfg.batch_size, cfg.grad_accum), condition=make_condition(cfg))
     net, g, skipped = ranks.wrap(st.model, device), torch.Generator(), 0
     work = Periodic(cfg, st, batches, device, interpolant, amp, margs, eval_fn) if ranks.main else None
     steps = work.steps() if work else range(st.step, cfg.steps)
@@ -441,9 +448,10 @@ def train(cfg:TrainConfig, # the options of the run
 def show_overfit(model, cfg, batches, device, interpolant, path=None, n:int=8) -> torch.Tensor:
     "The overfitted batch (top row) and what the model makes of its noise (bottom row)."
     b = draw_step(0, torch.Generator(), batches, cfg.seed, device, make_pairing(cfg), batches.num_classes if cfg.class_cond else None,
-                  cfg.label_dropout, overfit=True)  # the batch it trained on
+                  cfg.label_dropout, overfit=True, condition=make_condition(cfg))  # the batch it trained on
     was = model.training; model.eval()
-    out = integrate(model, b.x0[:n], 'euler', cfg.sample_steps, y=b.labels[:n] if cfg.class_cond else None).x
+    y = b.labels[:n] if cfg.class_cond else b.y[:n] if cfg.cond_res else None
+    out = integrate(model, b.x0[:n], 'euler', cfg.sample_steps, y=y).x
     model.train(was)
     grid = torch.cat([b.x1[:n], out.float().clamp(-1, 1)])
     if path is not None: save_image_grid(grid, path, nrow=n)
