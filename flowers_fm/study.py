@@ -50,6 +50,7 @@ class Task:
     dopri_tols:tuple=(1e-2, 1e-3, 1e-4) # dopri5 tolerances of the sweep
     n_images:int=4096 # size of the generated flowers set (images only)
     domain_steps:int=400 # training steps of the in-domain classifier (images only)
+    time_sampler:str='uniform' # where on the path every run trains (`TrainConfig.time_sampler`)
 
     @property
     def images(self) -> bool: return not self.data.startswith('toy:')
@@ -68,12 +69,20 @@ _IMG_REDUCED = dict(_IMG, steps=200, batch_size=32, evals=2, n_eval=256, seeds=(
 STUDY_CONFIGS = {
     'reduced': [Task('8gaussians', 'toy:8gaussians', steps=1500), Task('moons', 'toy:moons', steps=1500),
                 Task('mnist', 'mnist5k', **dict(_IMG_REDUCED, pairings=('independent', 'exact_ot') + CLASS_AWARE)),
-                Task('flowers32', 'flowers', **_IMG_REDUCED)],
+                Task('flowers32', 'flowers', **_IMG_REDUCED),
+                # the time sampler, crossed where it is cheap: the same runs with times drawn from a logit-normal
+                Task('8gaussians_logitnormal', 'toy:8gaussians', steps=1500, pairings=('independent', 'exact_ot'), interpolants=('linear',),
+                     time_sampler='logit_normal'),
+                Task('mnist_logitnormal', 'mnist5k', **dict(_IMG_REDUCED, pairings=('independent',), time_sampler='logit_normal')),
+                Task('flowers32_logitnormal', 'flowers', **dict(_IMG_REDUCED, pairings=('independent',), time_sampler='logit_normal'))],
     'full': [Task('8gaussians', 'toy:8gaussians', steps=5000, n_eval=5000), Task('moons', 'toy:moons', steps=5000, n_eval=5000),
              Task('checkerboard', 'toy:checkerboard', steps=5000, n_eval=5000)]
             + [Task(name, data, res=res, steps=20000, batch_size=128, evals=10, n_eval=2000, seeds=(0, 1), interpolants=('linear', 'sb'),
                     pairings=tuple(PAIRINGS) + CLASS_AWARE, **dict(_IMG, lr=2e-4, sample_steps=50, euler=(2, 4, 8, 16, 32, 64), dopri_tols=(1e-3, 1e-4)))
-               for name, data, res in (('mnist', 'mnist5k', 32), ('flowers32', 'flowers', 32), ('flowers64', 'flowers', 64))],
+               for name, data, res in (('mnist', 'mnist5k', 32), ('flowers32', 'flowers', 32), ('flowers64', 'flowers', 64))]
+            + [Task(f'{name}_{ts}', data, res=res, steps=20000, batch_size=128, evals=10, n_eval=2000, seeds=(0, 1), interpolants=('linear',),
+                    pairings=('independent', 'exact_ot'), time_sampler=ts, **dict(_IMG, lr=2e-4, sample_steps=50, euler=(2, 4, 8, 16, 32, 64), dopri_tols=(1e-3, 1e-4)))
+               for name, data, res in (('flowers32', 'flowers', 32), ('flowers64', 'flowers', 64)) for ts in ('logit_normal', 'shifted')],
 }
 
 def study_cells(tasks:list) -> list[dict]:
@@ -123,7 +132,7 @@ def cell_config(task:Task, cell:dict, run_dir:str) -> TrainConfig:
     every = max(1, task.steps // task.evals)
     return TrainConfig(data=task.data, model=task.model, res=task.res, n_images=task.n_images, batch_size=task.batch_size, steps=task.steps, lr=task.lr,
                        warmup=task.steps // 10, ema=0.999, interpolant=cell['interpolant'], sigma=INTERPOLANT_SIGMA[cell['interpolant']],
-                       seed=cell['seed'], log_every=max(1, task.steps // 50), sample_every=0, save_every=0, eval_every=every, run_dir=run_dir,
+                       time_sampler=task.time_sampler, seed=cell['seed'], log_every=max(1, task.steps // 50), sample_every=0, save_every=0, eval_every=every, run_dir=run_dir,
                        progress=False, device='cpu', channels_last=task.images, **STUDY_VARIANTS.get(cell['pairing'], dict(pairing=cell['pairing'])))
 
 def cell_batches(task:Task, cfg:TrainConfig) -> ImageBatches|None:
@@ -198,7 +207,8 @@ def run_study(tasks:list, # the tasks (a `STUDY_CONFIGS` entry)
              ) -> list[dict]:
     "Run every cell of `tasks` that `results` does not hold yet; return all rows (each records the threads it ran with)."
     results = Path(results); results.parent.mkdir(parents=True, exist_ok=True)
-    done = {cell_key(r) for r in read_results(results) for t in tasks if r['task'] == t.name and r['spec'] == json.loads(json.dumps(asdict(t)))}
+    spec = lambda row: json.loads(json.dumps({**asdict(Task('', '')), **row['spec']}))  # a row made before a field existed ran with its default
+    done = {cell_key(r) for r in read_results(results) for t in tasks if r['task'] == t.name and spec(r) == json.loads(json.dumps(asdict(t)))}
     todo = [(t, c) for t in tasks for c in study_cells([t]) if cell_key(c) not in done]  # a changed task is run again
     root = Path(run_root or tempfile.mkdtemp())
     for i, (task, cell) in enumerate(todo):
