@@ -113,9 +113,10 @@ def sample_main(run_dir:str='runs/flowers', # the run folder written by train_fl
         labels = int(labels)
     dev = get_device(device)
     try:
-        model, cfg = load_trained_model(checkpoint or run_dir, ema=not raw, device=dev)
-        if cfg['model'] == 'mlp': raise ValueError(f"{run_dir} holds a 2-D model: sample it with flowers_fm.sampling.sample")
-        if stages: model = load_cascade([checkpoint or run_dir, *stages.split(',')], cond_noise, ema=not raw, device=dev)
+        if stages: model = load_cascade([checkpoint or run_dir, *stages.split(',')], cond_noise, ema=not raw, device=dev)  # reads each run once
+        else:
+            model, cfg = load_trained_model(checkpoint or run_dir, ema=not raw, device=dev)
+            if cfg['model'] == 'mlp': raise ValueError(f"{run_dir} holds a 2-D model: sample it with flowers_fm.sampling.sample")
     except FileNotFoundError as e: raise ValueError(str(e)) from None
     step = load_checkpoint_step(checkpoint or run_dir)
     chain = f"_cascade{model.res}_noise{'-'.join(f'{l:g}' for l in model.cond_noise)}_steps{'-'.join(str(load_checkpoint_step(s)) for s in stages.split(','))}" if stages else ''
