@@ -4,7 +4,7 @@
 
 # %% ../nbs/05a_config.ipynb #06eabdad
 from __future__ import annotations
-import dataclasses, math, os
+import dataclasses, math, os, re
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -32,7 +32,7 @@ LR_SCHEDULES = ('constant', 'cosine')
 ON_NAN = ('stop', 'skip')
 PAIRING_SCOPES = ('device', 'global')
 # options that must match when a run resumes from a checkpoint
-STRUCTURAL = ('data', 'res', 'model', 'class_cond', 'interpolant', 'sigma', 'precision', 'cond_res')
+STRUCTURAL = ('data', 'res', 'model', 'attn_res', 'qk_norm', 'class_cond', 'interpolant', 'sigma', 'precision', 'cond_res')
 
 @dataclass
 class TrainConfig:
@@ -47,6 +47,8 @@ class TrainConfig:
     download:bool=True # download a missing real data set (--no-download: fail with a message instead)
     on_error:str='raise' # an unreadable image file: raise, or skip it with a warning
     model:str='unet_small' # a preset of `MODEL_PRESETS`
+    attn_res:str='' # UNet: self-attention resolutions in px, e.g. 16,8 ('' = the preset's; none = only the middle block)
+    qk_norm:bool=False # UNet: QK-norm in every attention layer (the DiT presets always have it)
     class_cond:bool=False # condition on the labels (classifier-free guidance needs it)
     label_dropout:float=0.1 # fraction of labels replaced by the null class, per sample (class_cond only)
     interpolant:str='linear' # a path of `INTERPOLANTS`
@@ -129,14 +131,22 @@ class TrainConfig:
             if self.regularizer != 'none': bad('regularizer', 'the regularizers pair images of one class, and a cascade stage sees no labels')
         if not 0 <= self.cond_noise < 1: bad('cond_noise', 'use a noise level in [0, 1)')
         if not toy:  # the model must fit the resolution: built on the meta device, it costs no memory and no time
+            if (self.attn_res or self.qk_norm) and MODEL_PRESETS[self.model]['arch'] != 'unet':
+                bad('attn_res' if self.attn_res else 'qk_norm', 'it is a UNet option: choose a unet* preset (the DiT presets have QK-norm)')
+            if self.attn_res and not re.fullmatch(r'none|\d+(,\d+)*', self.attn_res): bad('attn_res', 'use pixel sides joined by commas, e.g. 16,8, or none')
             try:
-                with torch.device('meta'): get_model(self.model, res=self.res)
+                with torch.device('meta'): get_model(self.model, res=self.res, **self.unet_options())
             except ValueError as e: bad('model', f'{e} (at res={self.res})')
         run = Path(self.run_dir)
         if run.exists() and not run.is_dir(): bad('run_dir', 'it is a file: give a folder (created if missing)')
         parent = next(p for p in (run, *run.parents) if p.exists())
         if not os.access(parent, os.W_OK | os.X_OK): bad('run_dir', f'{parent} is not writable: give a folder you can write to')
         return self
+
+    def unet_options(self) -> dict:
+        "The UNet arguments these options change from the preset's: attention resolutions and QK-norm (none when left at their defaults)."
+        attn = {} if not self.attn_res else dict(attn_res=() if self.attn_res == 'none' else tuple(int(r) for r in self.attn_res.split(',')))
+        return attn | (dict(qk_norm=True) if self.qk_norm else {})
 
     def to_dict(self) -> dict: return dataclasses.asdict(self)
 
@@ -146,7 +156,7 @@ def model_args(cfg:TrainConfig, # the run's options
               ) -> dict:
     "The arguments of `get_model` (its preset `name` and overrides) for `cfg` and the data of `batches`; checkpoints store them."
     if cfg.model == 'mlp': return dict(name='mlp')
-    args = dict(name=cfg.model, res=cfg.res, in_channels=batches.channels, num_classes=batches.num_classes if cfg.class_cond else None)
+    args = dict(name=cfg.model, res=cfg.res, in_channels=batches.channels, num_classes=batches.num_classes if cfg.class_cond else None, **cfg.unet_options())
     return args | (dict(cond_channels=batches.channels + 1) if cfg.cond_res else {})  # a stage sees the image below and its noise level
 
 def make_model(cfg:TrainConfig, batches) -> torch.nn.Module:

@@ -116,17 +116,18 @@ class ResBlock(nn.Module):
         return self.skip(x) + self.conv2(self.drop(F.silu(h)))
 
 class Attention2d(nn.Module):
-    "Multi-head self-attention over the pixels of a feature map, with a zero-initialised output projection."
-    def __init__(self, ch:int, heads:int=4):
+    "Multi-head self-attention over the pixels of a feature map, with a zero-initialised output projection and optional QK-norm."
+    def __init__(self, ch:int, heads:int=4, qk_norm:bool=False):
         super().__init__()
         if ch % heads: raise ValueError(f"{ch} channels cannot be split into {heads} heads")
         self.heads, self.norm = heads, _norm(ch)
         self.qkv, self.proj = nn.Conv2d(ch, 3 * ch, 1), zero_init(nn.Conv2d(ch, ch, 1))
+        self.q_norm, self.k_norm = (nn.RMSNorm(ch // heads, eps=1e-6), nn.RMSNorm(ch // heads, eps=1e-6)) if qk_norm else (nn.Identity(), nn.Identity())
 
     def forward(self, x, emb=None):
         B, C, H, W = x.shape
         q, k, v = self.qkv(self.norm(x)).reshape(B, 3, self.heads, C // self.heads, H * W).transpose(-1, -2).unbind(1)
-        h = F.scaled_dot_product_attention(q, k, v)  # (B, heads, HW, C/heads)
+        h = F.scaled_dot_product_attention(self.q_norm(q), self.k_norm(k), v)  # (B, heads, HW, C/heads)
         return x + self.proj(h.transpose(-1, -2).reshape(B, C, H, W))
 
 class Downsample(nn.Sequential):
@@ -158,6 +159,7 @@ class UNet(nn.Module):
                  scale_shift:bool=True, # embedding as scale and shift of a norm (ADM) instead of added
                  checkpoint:bool=False, # gradient checkpointing of every block while training
                  cond_channels:int=0, # >0: a cascade stage, `y` is an image of these channels concatenated to the input
+                 qk_norm:bool=False, # RMS-normalise queries and keys per head in every attention layer (bounded attention logits)
                 ):
         super().__init__()
         if cond_channels and num_classes: raise ValueError("a UNet is conditioned on labels (num_classes) or on an image (cond_channels), not both")
@@ -174,15 +176,15 @@ class UNet(nn.Module):
         for i, m in enumerate(mults):
             for _ in range(num_res_blocks):
                 layers = [block(ch, base * m)]; ch = base * m
-                if levels[i] in attn_res: layers.append(Attention2d(ch, heads))
+                if levels[i] in attn_res: layers.append(Attention2d(ch, heads, qk_norm))
                 self.down.append(EmbedSequential(layers)); chans.append(ch)
             if i < len(mults) - 1: self.down.append(EmbedSequential([Downsample(ch)])); chans.append(ch)
-        self.mid = EmbedSequential([block(ch, ch), Attention2d(ch, heads), block(ch, ch)])
+        self.mid = EmbedSequential([block(ch, ch), Attention2d(ch, heads, qk_norm), block(ch, ch)])
         self.up = nn.ModuleList()
         for i, m in reversed(list(enumerate(mults))):
             for j in range(num_res_blocks + 1):
                 layers = [block(ch + chans.pop(), base * m)]; ch = base * m
-                if levels[i] in attn_res: layers.append(Attention2d(ch, heads))
+                if levels[i] in attn_res: layers.append(Attention2d(ch, heads, qk_norm))
                 if i > 0 and j == num_res_blocks: layers.append(Upsample(ch))
                 self.up.append(EmbedSequential(layers))
         self.out = nn.Sequential(_norm(ch), nn.SiLU(), zero_init(nn.Conv2d(ch, in_channels, 3, padding=1)))
@@ -301,6 +303,7 @@ MODEL_PRESETS = {
     'mlp': dict(arch='mlp', dim=2, width=64, depth=3),
     'unet_tiny': dict(arch='unet', base=16, mults=(1, 2), num_res_blocks=1, attn_res=(16,), heads=2, dropout=0., res=32),
     'unet_small': dict(arch='unet', base=32, mults=(1, 2, 2), num_res_blocks=1, attn_res=(16,), heads=4, dropout=0., res=32),
+    'unet_small128': dict(arch='unet', base=16, mults=(1, 2, 4, 4), num_res_blocks=1, attn_res=(16,), heads=4, dropout=0., res=128),
     'unet32': dict(arch='unet', base=128, mults=(1, 2, 2, 2), num_res_blocks=2, attn_res=(16,), heads=4, dropout=0.1, res=32, scale_shift=False),
     'unet64': dict(arch='unet', base=128, mults=(1, 2, 2, 4), num_res_blocks=2, attn_res=(16, 8), heads=4, dropout=0.1, res=64),
     'unet128': dict(arch='unet', base=128, mults=(1, 1, 2, 3, 4), num_res_blocks=2, attn_res=(16, 8), heads=4, dropout=0.1, res=128),
