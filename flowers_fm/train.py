@@ -261,6 +261,7 @@ def train_step(st:TrainState, # the state, updated in place
 def sample_grid(model, cfg:TrainConfig, batches, device, n:int=16, path=None) -> torch.Tensor:
     "Euler samples of `model` from fixed noise (labels cycling through the classes when conditional; a stage upsamples the first `n` images)."
     g = torch.Generator().manual_seed(cfg.seed + 1)
+    if cfg.cond_res: n = min(n, len(batches.ds))  # a stage's sample needs an image to upsample
     shape = (n, 2) if cfg.model == 'mlp' else (n, batches.channels, cfg.res, cfg.res)
     y = (torch.arange(n) % batches.num_classes).to(device) if cfg.class_cond else None
     x0 = torch.randn(shape, generator=g).to(device)
