@@ -3,7 +3,7 @@
 One `unet_small128` at 128 px, batch 16, learning rate 2e-3 (ten times the default), 120 steps; the reference arm has
 the library's stabilisers on (50 warm-up steps, gradient clipping at 1, EMA, times shifted towards noise by resolution),
 and each other arm changes one thing: no warm-up, no clipping, QK-norm, attention also at 32 px. Each arm reports its
-loss over the last 40 steps, the largest gradient norm, seconds per step, and KID and in-domain scores of 64 samples of
+loss over the last 40 steps, the largest logged gradient norm (a mean over a few steps, before clipping), seconds per step, and KID and in-domain scores of 64 samples of
 its EMA model (what EMA itself and uniform times do is in bench/multiscale128.py's results). Attention at the full
 128 px is not trained: the cost of one layer is measured, per image.
 Writes nbs/study/stabilisers128.json.
