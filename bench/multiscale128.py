@@ -18,7 +18,7 @@ import torch
 from PIL import Image
 from flowers_fm.batches import make_batches
 from flowers_fm.config import TrainConfig, make_model
-from flowers_fm.core import image_grid, to_uint8
+from flowers_fm.core import from_uint8, image_grid, to_uint8
 from flowers_fm.data import data_root, load_dataset
 from flowers_fm.domain import DomainMetrics, domain_net
 from flowers_fm.metrics import InceptionFeatures, heldout_dataset, image_features, kid
@@ -90,12 +90,12 @@ def draw(model, n:int, steps:int, seed:int=1) -> tuple[torch.Tensor, float, int]
 
 def score(images:torch.Tensor, ref_feats:torch.Tensor, inception, domain:DomainMetrics) -> dict:
     feats = image_features(images, inception, progress=False)
-    d = domain(to_uint8(downsample(images.float() / 127.5 - 1, 32)))
+    d = domain(to_uint8(downsample(from_uint8(images), 32)))
     return dict(kid=kid(feats, ref_feats), **{f'domain_{k}': v for k, v in d.items()})
 
 def save_grid(images:torch.Tensor, name:str):
     path = ROOT / 'nbs' / 'images' / f'multiscale128_{name}.jpg'
-    Image.fromarray(image_grid(images[:16].float() / 127.5 - 1, nrow=8).numpy()).save(path, quality=85)
+    Image.fromarray(image_grid(from_uint8(images[:16]), nrow=8).numpy()).save(path, quality=85)
     return str(path.relative_to(ROOT))
 
 def main():
@@ -120,7 +120,7 @@ def main():
     ref = ds.images[torch.randperm(len(ds), generator=torch.Generator().manual_seed(0))[:a.ref]]
     ref_feats = image_features(ref, inception, progress=False)
     net = domain_net(heldout_dataset('flowers', 32, n_images=4096, seed=0), data_root() / 'domain', steps=300)
-    domain = DomainMetrics(net, to_uint8(downsample(ref.float() / 127.5 - 1, 32)))
+    domain = DomainMetrics(net, to_uint8(downsample(from_uint8(ref), 32)))
     if 'floor' not in results:
         other = load_dataset('flowers', 128, n=a.n, seed=SEED + 7).images
         results['floor'] = score(other, ref_feats, inception, domain); save_grid(other, 'real')

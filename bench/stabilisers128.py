@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 from flowers_fm.models import Attention2d
 from multiscale128 import ROOT, draw, train_steps, score, load_dataset, InceptionFeatures, image_features, domain_net, heldout_dataset, \
-    data_root, DomainMetrics, to_uint8, downsample, N_IMAGES, SEED
+    data_root, DomainMetrics, from_uint8, to_uint8, downsample, N_IMAGES, SEED
 
 BASE = dict(res=128, model='unet_small128', batch_size=16, time_sampler='shifted', lr=2e-3)
 ARMS = {'stabilised': {}, 'no_warmup': dict(warmup=0), 'no_clipping': dict(grad_clip=0.), 'qk_norm': dict(qk_norm=True),
@@ -45,7 +45,7 @@ def main():
     ref = ds.images[torch.randperm(len(ds), generator=torch.Generator().manual_seed(0))[:256]]
     ref_feats = image_features(ref, inception, progress=False)
     net = domain_net(heldout_dataset('flowers', 32, n_images=4096, seed=0), data_root() / 'domain', steps=300)
-    domain = DomainMetrics(net, to_uint8(downsample(ref.float() / 127.5 - 1, 32)))
+    domain = DomainMetrics(net, to_uint8(downsample(from_uint8(ref), 32)))
     results['protocol'] = dict(steps=a.steps, threads=a.threads, n=64, euler_steps=25, kid_ref=256, **BASE)
     results['attention_s'] = {f'{r}px': round(attention_cost(r, c), 3) for r, c in ((16, 64), (32, 64), (64, 32), (128, 16))}
     print('attention', results['attention_s'], flush=True)

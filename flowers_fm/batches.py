@@ -10,7 +10,7 @@ from typing import NamedTuple
 import numpy as np, torch
 import torch.nn.functional as F
 
-from .core import save_image_grid
+from .core import from_uint8, save_image_grid
 from .data import ImageDataset, sample_toy, load_dataset
 from .pairing import kmeans
 
@@ -75,7 +75,7 @@ class ImageBatches:
                 for s, im in zip(seeds, x[rows]): torch.manual_seed(s); out.append(self.ds.augment(im))
             x = torch.stack(out)
         else: x = x[rows]
-        x = x.to(device).float() / 127.5 - 1
+        x = from_uint8(x.to(device))
         if self.ds.flip and self.ds.crop != 'random':
             flip = (torch.rand(n, generator=g) < 0.5)[rows].to(device)
             x = torch.where(flip[:, None, None, None], x.flip(-1), x)
@@ -91,7 +91,7 @@ def subclass_clusters(ds:ImageDataset, # the images
                       seed:int=0, # k-means initialisation
                      ) -> torch.Tensor:
     "A cluster id per image, `label * k + subclass`, from k-means on 8x8 thumbnails within each class."
-    thumbs = F.adaptive_avg_pool2d(ds.images.float() / 127.5 - 1, 8).flatten(1)
+    thumbs = F.adaptive_avg_pool2d(from_uint8(ds.images), 8).flatten(1)
     out = torch.empty(len(ds), dtype=torch.long)
     g = torch.Generator().manual_seed(seed)
     for c in range(ds.num_classes):
@@ -120,7 +120,7 @@ def save_cluster_grids(batches:ImageBatches, # batches with `num_subclasses` > 0
     for i, cid in enumerate(ids.tolist()):
         cls, sub = divmod(cid, k)
         m = batches.members[i][:per_grid]
-        save_image_grid(batches.ds.images[m].float() / 127.5 - 1, folder / f'class_{i:03d}_orig_{cls}_sub_{sub:02d}.png', nrow=8)
+        save_image_grid(from_uint8(batches.ds.images[m]), folder / f'class_{i:03d}_orig_{cls}_sub_{sub:02d}.png', nrow=8)
         lines.append(f'{i:7d}  {cls:5d}  {sub:8d}  {len(batches.members[i]):6d}')
     (folder / 'README.txt').write_text('\n'.join(lines) + '\n')
     return folder

@@ -11,7 +11,7 @@ import torch
 from fastcore.script import call_parse
 from fastcore.meta import delegates
 
-from .core import DeviceError, atomic_write, get_device, save_image_grid
+from .core import DeviceError, atomic_write, from_uint8, get_device, save_image_grid
 from .data import DatasetNotFoundError, UnreadableImageError, data_root, load_dataset
 from .metrics import (FID_MODES, InceptionFeatures, MissingWeightsError, closest_pairs, fid_protocol, folder_images,
                                 heldout_dataset, image_features, image_metrics, reference_features)
@@ -61,7 +61,7 @@ def main(grid:int=64, # images in the saved data grid
     if isinstance(batches, ImageBatches) and ranks.main:
         ds = batches.ds
         idx = torch.randperm(len(ds), generator=torch.Generator().manual_seed(cfg.seed))[:grid]
-        save_image_grid(ds.images[idx].float() / 127.5 - 1, run / 'data_grid.png')
+        save_image_grid(from_uint8(ds.images[idx]), run / 'data_grid.png')
         mean, std = pixel_stats(ds.images)
         summary.update(dataset=ds.name, images=len(ds), classes=ds.num_classes, channels=ds.channels, res=ds.res, pixel_mean=mean, pixel_std=std)
         print(ds)
@@ -183,7 +183,7 @@ def eval_main(run_dir:str='runs/flowers', # the run folder written by train_flow
                   protocol=fid_protocol(extractor, n, ref.name))
     if heldout is not None:
         result.update(floor=image_metrics(heldout.features, ref.features, seed=seed), floor_protocol=fid_protocol(extractor, n, ref.name).replace('samples', f'held-out real images ({held.name})'))
-    save_image_grid(samples[:64].float() / 127.5 - 1, out / 'samples.png')
+    save_image_grid(from_uint8(samples[:64]), out / 'samples.png')
     save_image_grid(closest_pairs(samples, ds.images[ref.indices], feats, ref.features), out / 'nearest_training.png', nrow=8)
     nfe = json.loads((folder / 'samples.json').read_text())['nfe']
     result['settings'] = dict(run_dir=str(run_dir), checkpoint=str(ckpt), step=step, weights='raw' if raw else 'ema', n=n, batch_size=batch_size,

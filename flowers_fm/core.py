@@ -16,7 +16,7 @@ from torchvision.utils import make_grid
 
 # %% auto #0
 __all__ = ['DEVICE_CHOICES', 'DeviceError', 'get_device', 'seed_everything', 'get_rng_states', 'set_rng_states', 'atomic_write',
-           'cached', 'to_uint8', 'image_grid', 'save_image_grid', 'show_images', 'show_points']
+           'cached', 'to_uint8', 'from_uint8', 'image_grid', 'save_image_grid', 'show_images', 'show_points']
 
 # %% ../nbs/00_core.ipynb #d4290062
 DEVICE_CHOICES = ('auto', 'cpu', 'cuda', 'mps', 'xla')
@@ -124,6 +124,11 @@ def to_uint8(x:torch.Tensor, # images in [-1, 1], any shape
             ) -> torch.Tensor:
     "Quantise images in [-1, 1] to uint8 pixels in [0, 255] (clamped, rounded to nearest)."
     return ((x.detach().float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+
+def from_uint8(x:torch.Tensor, # uint8 pixels in [0, 255], any shape
+              ) -> torch.Tensor:
+    "uint8 pixels as float32 images in [-1, 1]: the inverse of `to_uint8` on its outputs."
+    return x.float() / 127.5 - 1
 
 def image_grid(x:torch.Tensor, # images (B, C, H, W) in [-1, 1], C is 1 or 3
                nrow:int|None=None, # images per row; default makes the grid about square

@@ -15,7 +15,7 @@ from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset
 from torchvision.transforms import v2
 
-from .core import cached, show_images, show_points
+from .core import cached, from_uint8, show_images, show_points
 
 # %% auto #0
 __all__ = ['TOY_SAMPLERS', 'ON_ERROR_CHOICES', 'FLOWER_KINDS', 'FLOWER_CLASSES', 'FLOWERS102_SPLITS', 'CIFAR10_FILES',
@@ -123,7 +123,7 @@ class ImageDataset(Dataset):
     def __getitem__(self, i):
         x = self.images[i]
         if self.augment is not None: x = self.augment(x)
-        return x.float() / 127.5 - 1, self.labels[i]
+        return from_uint8(x), self.labels[i]
 
     def __repr__(self):
         return (f"{self.name}: {len(self)} images, {self.channels}x{self.res}x{self.res}, {self.num_classes} classes"

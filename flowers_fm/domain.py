@@ -9,7 +9,7 @@ from pathlib import Path
 
 import torch, torch.nn as nn, torch.nn.functional as F
 
-from .core import cached
+from .core import cached, from_uint8
 from .data import ImageDataset
 from .metrics import feature_stats, frechet_distance, precision_recall
 
@@ -31,8 +31,6 @@ class DomainNet(nn.Module):
     def features(self, x:torch.Tensor) -> torch.Tensor: return self.body(x)
     def forward(self, x:torch.Tensor) -> torch.Tensor: return self.head(self.body(x))
 
-def _float(images:torch.Tensor) -> torch.Tensor: return images.float() / 127.5 - 1
-
 def train_domain_net(ds:ImageDataset, # the training images and their labels
                      steps:int=400, # AdamW steps
                      batch_size:int=128, # images per step
@@ -46,14 +44,14 @@ def train_domain_net(ds:ImageDataset, # the training images and their labels
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
     for _ in range(steps):
         idx = torch.randint(len(ds), (batch_size,), generator=g)
-        loss = F.cross_entropy(net(_float(ds.images[idx])), ds.labels[idx])
+        loss = F.cross_entropy(net(from_uint8(ds.images[idx])), ds.labels[idx])
         opt.zero_grad(set_to_none=True); loss.backward(); opt.step(); sched.step()
     return net.eval()
 
 @torch.no_grad()
 def accuracy(net:DomainNet, ds:ImageDataset, batch_size:int=500) -> float:
     "Fraction of the data set's images the classifier labels correctly."
-    right = sum((net(_float(ds.images[i:i + batch_size])).argmax(1) == ds.labels[i:i + batch_size]).sum().item() for i in range(0, len(ds), batch_size))
+    right = sum((net(from_uint8(ds.images[i:i + batch_size])).argmax(1) == ds.labels[i:i + batch_size]).sum().item() for i in range(0, len(ds), batch_size))
     return right / len(ds)
 
 # %% ../nbs/08a_domain_features.ipynb #af243728
@@ -85,7 +83,7 @@ class DomainMetrics:
     @torch.no_grad()
     def embed(self, images:torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         "Features (N, D) and predicted classes (N,) of uint8 images."
-        feats = torch.cat([self.net.features(_float(images[i:i + self.batch_size])) for i in range(0, len(images), self.batch_size)])
+        feats = torch.cat([self.net.features(from_uint8(images[i:i + self.batch_size])) for i in range(0, len(images), self.batch_size)])
         return feats, self.net.head(feats).argmax(1)
 
     def frequencies(self, pred:torch.Tensor) -> torch.Tensor:

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from fastprogress.fastprogress import progress_bar
 from PIL import Image
 
-from .core import cached, get_device
+from .core import cached, from_uint8, get_device
 from .data import ImageDataset, GeneratedFlowers, data_root, load_dataset
 from .sampling import sample_images
 
@@ -326,7 +326,7 @@ def closest_pairs(samples:torch.Tensor, # uint8 sample images (N, C, H, W)
     d, idx = nearest(sample_feats, train_feats)
     order = d.argsort()[:n]
     pairs = torch.cat([samples[order].expand(-1, 3, -1, -1), train[idx[order]].expand(-1, 3, -1, -1)])
-    return pairs.float() / 127.5 - 1
+    return from_uint8(pairs)
 
 # %% ../nbs/08_metrics.ipynb #ad38b87b
 class FIDEvaluator:

@@ -15,7 +15,7 @@ from fastcore.script import call_parse
 from .config import TrainConfig
 from .batches import ImageBatches
 from .cli import run_command
-from .core import to_uint8
+from .core import from_uint8, to_uint8
 from .data import data_root, load_dataset, sample_toy
 from .domain import DomainMetrics, domain_net
 from .metrics import heldout_dataset, w2
@@ -146,7 +146,7 @@ def data_batch(task:Task, g:torch.Generator, batches:ImageBatches|None=None) -> 
     if batches is not None: return batches.batch(int(torch.randint(10**6, (1,), generator=g)), g, 'cpu')
     ds = task_data(task)['ds']
     i = torch.randint(len(ds), (task.batch_size,), generator=g)
-    return ds.images[i].float() / 127.5 - 1, ds.labels[i]
+    return from_uint8(ds.images[i]), ds.labels[i]
 
 def pairing_report(task:Task, pairing:str, batches:ImageBatches|None=None, n:int=20, seed:int=0) -> dict:
     "Milliseconds per call of the pairing on `n` of the task's batches (from `batches` when given), and the fraction of exact OT's cost reduction it keeps."

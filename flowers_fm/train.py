@@ -13,7 +13,7 @@ import torch
 from fastcore.imports import in_notebook
 from fastprogress.fastprogress import progress_bar
 
-from .core import get_rng_states, set_rng_states, save_image_grid, seed_everything, atomic_write
+from .core import from_uint8, get_rng_states, set_rng_states, save_image_grid, seed_everything, atomic_write
 from .data import data_root
 from .interpolants import Interpolant, LinearInterpolant
 from .sampling import integrate
@@ -266,7 +266,7 @@ def sample_grid(model, cfg:TrainConfig, batches, device, n:int=16, path=None) ->
     y = (torch.arange(n) % batches.num_classes).to(device) if cfg.class_cond else None
     x0 = torch.randn(shape, generator=g).to(device)
     if cfg.cond_res:  # the data's images shrunk to cond_res, at half the stage's largest training noise level
-        low = downsample(batches.ds.images[:n].float() / 127.5 - 1, cfg.cond_res)
+        low = downsample(from_uint8(batches.ds.images[:n]), cfg.cond_res)
         y = condition_image(low, cfg.res, torch.full((n,), cfg.cond_noise / 2), torch.randn(low.shape, generator=g)).to(device)
     was = model.training; model.eval()
     x = integrate(model, x0, 'euler', cfg.sample_steps, y=y).x
