@@ -33,7 +33,8 @@ def record(row):
 def speed():
     from cleanfid.fid import frechet_distance as scipy_route
     from flowers_fm.data import GeneratedFlowers
-    from flowers_fm.metrics import FID_MODES, InceptionFeatures, feature_stats, frechet_distance
+    from flowers_fm.fid import FID_MODES, InceptionFeatures
+    from flowers_fm.metrics import feature_stats, frechet_distance
     g = torch.Generator().manual_seed(0)
     mix = torch.randn(2048, 2048, generator=g) / 45
     a = torch.relu(torch.randn(10000, 2048, generator=g) @ mix)  # non-negative, correlated: like pool features
@@ -55,13 +56,14 @@ def speed():
 
 def datasets(data):
     from flowers_fm.data import GeneratedFlowers, load_dataset
-    from flowers_fm.metrics import heldout_dataset
+    from flowers_fm.data import heldout_dataset
     if data == 'mnist5k': return load_dataset('mnist5k', 32, split='train'), heldout_dataset('mnist5k', 32, 'train')
     return GeneratedFlowers(4096, res=32), heldout_dataset('flowers', 32, n_images=4096)
 
 def quality(a):
     from flowers_fm.core import save_image_grid
-    from flowers_fm.metrics import InceptionFeatures, fid_protocol, image_metrics, reference_features, sample_features
+    from flowers_fm.fid import InceptionFeatures, fid_protocol, reference_features, sample_features
+    from flowers_fm.metrics import image_metrics
     from flowers_fm.train import TrainConfig, ImageBatches, train
     train_ds, held = datasets(a.data)
     ext = InceptionFeatures('clean')

@@ -21,9 +21,12 @@ from flowers_fm.config import TrainConfig, make_model
 from flowers_fm.core import from_uint8, image_grid, to_uint8
 from flowers_fm.data import data_root, load_dataset
 from flowers_fm.domain import DomainMetrics, domain_net
-from flowers_fm.metrics import InceptionFeatures, heldout_dataset, image_features, kid
+from flowers_fm.data import heldout_dataset
+from flowers_fm.fid import InceptionFeatures, image_features
+from flowers_fm.metrics import kid
 from flowers_fm.models import count_parameters
-from flowers_fm.multiscale import Cascade, downsample
+from flowers_fm.multiscale import Cascade
+from flowers_fm.lowres import downsample
 from flowers_fm.sampling import sample
 from flowers_fm.train import train
 

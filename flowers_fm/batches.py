@@ -10,18 +10,26 @@ from typing import NamedTuple
 import numpy as np, torch
 import torch.nn.functional as F
 
-from .core import from_uint8, save_image_grid
+from .core import derived_seed, from_uint8, save_image_grid
 from .data import ImageDataset, sample_toy, load_dataset
 from .pairing import kmeans
 
 # %% auto #0
-__all__ = ['step_seed', 'ToyBatches', 'ImageBatches', 'subclass_clusters', 'make_batches', 'save_cluster_grids', 'StepBatch',
-           'draw_step', 'StepDraws', 'drawn_ahead', 'step_batches']
+__all__ = ['SEED_SCHEME', 'step_seed', 'epoch_seed', 'ToyBatches', 'ImageBatches', 'subclass_clusters', 'make_batches',
+           'save_cluster_grids', 'StepBatch', 'draw_step', 'StepDraws', 'drawn_ahead', 'step_batches']
 
 # %% ../nbs/05b_batches.ipynb #34bbe0dd
-def step_seed(seed:int, step:int) -> int:
-    "A 63-bit seed for (run seed, step), different for every pair."
-    return (seed * 1_000_003 + step * 7_919 + 12_345) % (2 ** 63)
+SEED_SCHEME = 2  # how step and epoch seeds are derived; a checkpoint of another scheme cannot resume bit-exactly
+
+def step_seed(seed:int, # the run's seed
+              step:int, # the step
+             ) -> int:
+    "The seed of step `step`'s random stream: `derived_seed(seed, 0, step)`."
+    return derived_seed(seed, 0, step)
+
+def epoch_seed(seed:int, epoch:int) -> int:
+    "The seed of the data order of epoch `epoch`: `derived_seed(seed, 1, epoch)`."
+    return derived_seed(seed, 1, epoch)
 
 # %% ../nbs/05b_batches.ipynb #7eb40dcb
 class ToyBatches:
@@ -55,7 +63,7 @@ class ImageBatches:
         if self.clusters is None:
             epoch, j = divmod(step, self.per_epoch)
             if getattr(self, '_epoch', None) != epoch:  # one permutation per epoch, kept while the epoch lasts
-                self._epoch, self._perm = epoch, torch.randperm(len(self.ds), generator=torch.Generator().manual_seed(step_seed(self.seed, -1 - epoch)))
+                self._epoch, self._perm = epoch, torch.randperm(len(self.ds), generator=torch.Generator().manual_seed(epoch_seed(self.seed, epoch)))
             return self._perm[j * self.batch_size:(j + 1) * self.batch_size]
         c = torch.multinomial(self.sizes, 1, generator=g).item()
         m = self.members[c]

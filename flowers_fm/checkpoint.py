@@ -5,17 +5,19 @@
 # %% ../nbs/05d_checkpoints.ipynb #457681ed
 from __future__ import annotations
 import io, pickle, re, warnings
+from typing import NamedTuple
 from pathlib import Path
 import torch
 
-from .core import atomic_write
+from .core import UserError, atomic_write
 from .config import STRUCTURAL, TrainConfig
 from .models import get_model
+from .batches import SEED_SCHEME
 
 # %% auto #0
 __all__ = ['IncompatibleCheckpointError', 'UnreadableCheckpointError', 'CheckpointWriteError', 'checkpoint_path',
-           'list_checkpoints', 'latest_checkpoint', 'on_cpu', 'save_checkpoint', 'load_checkpoint',
-           'load_latest_checkpoint', 'load_trained_model']
+           'list_checkpoints', 'latest_checkpoint', 'MissingCheckpointError', 'checkpoint_of', 'on_cpu',
+           'save_checkpoint', 'load_checkpoint', 'load_latest_checkpoint', 'TrainedModel', 'load_trained_model']
 
 # %% ../nbs/05d_checkpoints.ipynb #30857042
 class IncompatibleCheckpointError(ValueError):
@@ -37,6 +39,17 @@ def latest_checkpoint(run_dir) -> Path|None:
     "The newest checkpoint in `run_dir`, or None."
     cks = list_checkpoints(run_dir)
     return cks[-1] if cks else None
+
+class MissingCheckpointError(UserError, FileNotFoundError):
+    "A run folder without a checkpoint, or a checkpoint file that is not there."
+
+def checkpoint_of(path:str|Path, # a checkpoint file, or a run folder
+                 ) -> Path:
+    "The checkpoint file `path` names: itself, or a run folder's newest; a `MissingCheckpointError` says to train first."
+    path = Path(path)
+    ckpt = latest_checkpoint(path) if path.is_dir() else path
+    if ckpt is None or not ckpt.exists(): raise MissingCheckpointError(f"no checkpoint in {path}: train first (train_flowers --run_dir {path})")
+    return ckpt
 
 def on_cpu(obj):
     "`obj` with every tensor in its dicts, lists and tuples on the CPU: what a checkpoint of GPU or XLA tensors holds."
@@ -70,6 +83,9 @@ def load_checkpoint(path, cfg:TrainConfig|None=None) -> dict:
     if not isinstance(state, dict) or 'config' not in state:
         raise UnreadableCheckpointError(f"refused {path}: it is not a flowers_fm checkpoint (no config inside)")
     if cfg is not None:
+        if state.get('seed_scheme') != SEED_SCHEME:
+            raise IncompatibleCheckpointError(f"checkpoint {path} was made by an earlier flowers_fm, whose batches came from other seeds: it cannot "
+                                              f"resume bit-exactly. Start a new run in another run_dir (its weights still load for sampling: load_trained_model)")
         saved = state['config']
         for k in STRUCTURAL:
             was = saved.get(k, TrainConfig.__dataclass_fields__[k].default)  # an option added after the checkpoint was made: its default
@@ -92,19 +108,24 @@ def load_latest_checkpoint(run_dir, # the run folder
     return None, None
 
 # %% ../nbs/05d_checkpoints.ipynb #3e8bb4f7
+class TrainedModel(NamedTuple):
+    "A trained model and where it comes from."
+    model:torch.nn.Module # in eval mode
+    config:dict # the options of its run (`TrainConfig.to_dict()`)
+    step:int # the step of the checkpoint
+    checkpoint:Path # the file it was read from
+
 def load_trained_model(path:str|Path, # a checkpoint file, or a run folder (its latest checkpoint)
                        ema:bool=True, # load the EMA weights (for sampling) rather than the raw ones
                        model:torch.nn.Module|None=None, # load into this model instead of rebuilding it from the checkpoint
                        device=None, # where to put the model; the CPU when None
-                      ) -> tuple[torch.nn.Module, dict]:
-    "The trained model of a checkpoint, in eval mode, and the run's config as a dict."
-    path = Path(path)
-    ckpt = latest_checkpoint(path) if path.is_dir() else path
-    if ckpt is None or not ckpt.exists(): raise FileNotFoundError(f"no checkpoint in {path}: train first (train_flowers --run_dir {path})")
+                      ) -> TrainedModel:
+    "The trained model of a checkpoint, in eval mode, with the run's config, its step and the file."
+    ckpt = checkpoint_of(path)
     state = load_checkpoint(ckpt)
     if model is None:
         args = dict(state.get('model_args') or {})
         if not args: raise ValueError(f"{ckpt} was trained with a model passed to train(): pass an instance of that model as model=...")
         model = get_model(args.pop('name'), **args)
     model.load_state_dict(state['ema']['model'] if ema else state['model'])
-    return model.to(device or 'cpu').eval(), state['config']
+    return TrainedModel(model.to(device or 'cpu').eval(), state['config'], state['step'], ckpt)

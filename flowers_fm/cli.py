@@ -11,35 +11,18 @@ import torch
 from fastcore.script import call_parse
 from fastcore.meta import delegates
 
-from .core import DeviceError, atomic_write, from_uint8, get_device, save_image_grid
-from .data import DatasetNotFoundError, UnreadableImageError, data_root, load_dataset
-from .metrics import (FID_MODES, InceptionFeatures, MissingWeightsError, closest_pairs, fid_protocol, folder_images,
-                                heldout_dataset, image_features, image_metrics, reference_features)
-from .sampling import SOLVERS, TIME_GRIDS, save_samples
+from .core import atomic_write, from_uint8, run_command, save_image_grid
+from .images import pixel_stats
 from .config import TrainConfig
 from .batches import ImageBatches, make_batches
-from .checkpoint import latest_checkpoint, load_checkpoint, load_trained_model
-from .multiscale import load_cascade
-from .distributed import start_ranks
+from .distributed import start_processes
+from .evaluation import evaluate_run, sample_run
 from .train import train
 
 # %% auto #0
-__all__ = ['USER_ERRORS', 'pixel_stats', 'main', 'run_command', 'sample_main', 'load_checkpoint_step', 'sample_flowers',
-           'eval_main', 'eval_flowers']
+__all__ = ['main', 'sample_flowers', 'eval_flowers']
 
 # %% ../nbs/11_cli.ipynb #c3d4a3ae
-def pixel_stats(images:torch.Tensor, # uint8 (N, C, H, W)
-                chunk:int=1024, # images converted to float at a time (a 128-px Flowers set would be 1.6 GB at once)
-               ) -> tuple[list, list]:
-    "Per-channel mean and standard deviation of the images in [-1, 1] units."
-    s1 = s2 = 0
-    for i in range(0, len(images), chunk):
-        x = images[i:i + chunk].double() / 127.5 - 1
-        s1, s2 = s1 + x.sum((0, 2, 3)), s2 + x.pow(2).sum((0, 2, 3))
-    n = images.numel() / images.shape[1]
-    mean = s1 / n
-    return mean.tolist(), (s2 / n - mean ** 2).clamp(min=0).sqrt().tolist()
-
 def _with_config_options(f):
     "Give `f` every field of `TrainConfig` as a keyword option, with its docment as help."
     f = delegates(TrainConfig)(f)
@@ -52,13 +35,13 @@ def main(grid:int=64, # images in the saved data grid
     "Run the main job: check the options, load the data, write a data grid, train, and write `run.json` into `run_dir`."
     cfg = TrainConfig(**kwargs).check()
     if grid < 1: raise ValueError(f"invalid grid={grid}: use a positive number of images")
-    ranks, dev = start_ranks(cfg.device)  # one process, or the one torchrun made this
+    procs, dev = start_processes(cfg.device)  # one process, or the one torchrun made this
     t0 = time.perf_counter()
     batches = make_batches(cfg)
     load_s = time.perf_counter() - t0
     run = Path(cfg.run_dir); run.mkdir(parents=True, exist_ok=True)
     summary = dict(device=str(dev), load_seconds=round(load_s, 3))
-    if isinstance(batches, ImageBatches) and ranks.main:
+    if isinstance(batches, ImageBatches) and procs.main:
         ds = batches.ds
         idx = torch.randperm(len(ds), generator=torch.Generator().manual_seed(cfg.seed))[:grid]
         save_image_grid(from_uint8(ds.images[idx]), run / 'data_grid.png')
@@ -69,135 +52,22 @@ def main(grid:int=64, # images in the saved data grid
     out = train(cfg, batches)
     summary.update(steps=out['step'], train_seconds=round(time.perf_counter() - t1, 1), last=out['metrics'][-1] if out['metrics'] else None,
                    config=cfg.to_dict())
-    if ranks.main:
+    if procs.main:
         with atomic_write(run / 'run.json', 'w') as f: json.dump(summary, f, indent=1)
-        print(f"trained {out['step']} steps{f' on {ranks.world} processes' if ranks.world > 1 else ''}; wrote checkpoints, samples and run.json in {run}")
-    ranks.close()
+        print(f"trained {out['step']} steps{f' on {procs.world} processes' if procs.world > 1 else ''}; wrote checkpoints, samples and run.json in {run}")
+    procs.close()
     return summary
 
-# %% ../nbs/11_cli.ipynb #284ddbdb
-USER_ERRORS = (ValueError, DeviceError, DatasetNotFoundError, UnreadableImageError, MissingWeightsError)  # ValueError: bad options, checkpoints
-
-def run_command(name:str, # the command, as the user typed it
-                f, # the function that does the work
-                **kwargs):
-    "Call `f(**kwargs)`; a user error becomes one line `name: error: ...` and exit status 2."
-    try: return f(**kwargs)
-    except USER_ERRORS as e:
-        print(f"{name}: error: {e}", file=sys.stderr)
-        sys.exit(2)
-
 # %% ../nbs/11_cli.ipynb #542af085
-def sample_main(run_dir:str='runs/flowers', # the run folder written by train_flowers
-                checkpoint:str=None, # a checkpoint file; the run's latest when empty
-                out:str=None, # the folder of PNG files; run_dir/samples/<step and settings> when empty
-                n:int=64, # number of images
-                batch_size:int=64, # images per solve
-                labels:str=None, # empty: the classes in turn; 'null': unconditional; or one class index
-                guidance:float=1., # classifier-free guidance scale (1 = conditional, 0 = unconditional)
-                method:str='euler', # solver: euler, midpoint, heun, rk4 or dopri5
-                steps:int=100, # solver steps
-                grid:str='uniform', # time grid: uniform or dense_at_data
-                seed:int=0, # seed of the noise
-                device:str='auto', # auto, cpu, cuda, cuda:N, mps or xla
-                raw:bool=False, # use the raw weights instead of the EMA
-                progress:bool=True, # show a progress bar
-                stages:str=None, # a cascade: the run folders of the stages above run_dir, comma-separated, lowest resolution first
-                cond_noise:float=None, # cascade: noise level of the stages' conditioning images (default: half of each stage's training level)
-               ) -> Path:
-    "Write `n` samples of a trained run (or of a cascade: a base run and its stages) as PNG files; return the folder."
-    if method not in SOLVERS: raise ValueError(f"invalid method={method!r}: choose one of {', '.join(SOLVERS)}")
-    if grid not in TIME_GRIDS: raise ValueError(f"invalid grid={grid!r}: choose one of {', '.join(TIME_GRIDS)}")
-    if labels not in (None, 'null'):
-        if not str(labels).isdigit(): raise ValueError(f"invalid labels={labels!r}: give nothing, 'null' or a class index")
-        labels = int(labels)
-    dev = get_device(device)
-    try:
-        if stages: model = load_cascade([checkpoint or run_dir, *stages.split(',')], cond_noise, ema=not raw, device=dev)  # reads each run once
-        else:
-            model, cfg = load_trained_model(checkpoint or run_dir, ema=not raw, device=dev)
-            if cfg['model'] == 'mlp': raise ValueError(f"{run_dir} holds a 2-D model: sample it with flowers_fm.sampling.sample")
-    except FileNotFoundError as e: raise ValueError(str(e)) from None
-    step = load_checkpoint_step(checkpoint or run_dir)
-    chain = f"_cascade{model.res}_noise{'-'.join(f'{l:g}' for l in model.cond_noise)}_steps{'-'.join(str(load_checkpoint_step(s)) for s in stages.split(','))}" if stages else ''
-    folder = Path(out) if out else Path(run_dir) / 'samples' / f"step{step:08d}_{method}{steps}_{grid}_w{guidance:g}_seed{seed}{'_raw' if raw else ''}{chain}"
-    save_samples(model, folder, n, batch_size, labels, guidance, method, steps, grid, seed, dev, progress)
-    print(f"wrote {n} samples of {checkpoint or run_dir} (step {step}) to {folder}")
-    return folder
-
-def load_checkpoint_step(path) -> int:
-    "The step of a checkpoint file, or of a run folder's latest checkpoint, read from its name."
-    path = Path(path)
-    ckpt = latest_checkpoint(path) if path.is_dir() else path
-    return int(ckpt.stem.split('_')[-1])
-
 @call_parse
-@delegates(sample_main)
+@delegates(sample_run)
 def sample_flowers(**kwargs):
     "Sample a trained flowers_fm run into a folder of PNG files (the input of FID)"
-    run_command('sample_flowers', sample_main, **kwargs)
+    run_command('sample_flowers', sample_run, **kwargs)
 
 # %% ../nbs/11_cli.ipynb #75f57ba3
-def eval_main(run_dir:str='runs/flowers', # the run folder written by train_flowers
-              checkpoint:str=None, # a checkpoint file; the run's latest when empty
-              n:int=1000, # number of samples scored
-              batch_size:int=64, # images per solve
-              labels:str=None, # empty: the classes in turn; 'null': unconditional; or one class index
-              guidance:float=1., # classifier-free guidance scale (1 = conditional, 0 = unconditional)
-              method:str='euler', # solver: euler, midpoint, heun, rk4 or dopri5
-              steps:int=100, # solver steps
-              grid:str='uniform', # time grid: uniform or dense_at_data
-              seed:int=0, # seed of the noise (and of KID's subsets)
-              mode:str='clean', # clean-fid protocol: clean or legacy_tensorflow
-              ref_n:int=0, # real images of the reference (a seeded subset; 0 = the whole data set)
-              weights:str=None, # Inception weights file; else $FLOWERS_FM_INCEPTION, else the [fid] extra's
-              device:str='auto', # auto, cpu, cuda, cuda:N, mps or xla
-              raw:bool=False, # use the raw weights instead of the EMA
-              progress:bool=True, # show progress bars
-              stages:str=None, # a cascade: the run folders of the stages above run_dir, comma-separated, lowest resolution first
-              cond_noise:float=None, # cascade: noise level of the stages' conditioning images (default: half of each stage's training level)
-             ) -> dict:
-    "Sample a trained run and score the samples against its data set; write and return `eval.json`."
-    if mode not in FID_MODES: raise ValueError(f"invalid mode={mode!r}: choose one of {', '.join(FID_MODES)}")
-    if n < 2: raise ValueError(f"invalid n={n}: FID needs at least 2 samples (1,000 or more for numbers worth comparing)")
-    dev = get_device(device)
-    extractor = InceptionFeatures(mode, weights, dev)  # no weights: stop before any sampling
-    if (ckpt := Path(checkpoint) if checkpoint else latest_checkpoint(run_dir)) is None or not ckpt.exists():
-        raise ValueError(f"no checkpoint in {run_dir}: train first (train_flowers --run_dir {run_dir})")
-    cfg, step = load_checkpoint(ckpt)['config'], load_checkpoint_step(ckpt)
-    top = stages.split(',')[-1] if stages else None
-    if top: # the chain's images are scored against the data at the top stage's resolution
-        if latest_checkpoint(top) is None: raise ValueError(f"no checkpoint in {top}: train the stage first (train_flowers --run_dir {top} --cond_res ...)")
-        cfg = load_checkpoint(latest_checkpoint(top))['config']
-    out = Path(run_dir) / 'eval' / f"step{step:08d}_{method}{steps}_{grid}_w{guidance:g}_seed{seed}{'_raw' if raw else ''}_n{n}{f'_to-{Path(top).name}' if top else ''}"
-    folder = sample_main(run_dir, str(ckpt), str(out / 'samples'), n, batch_size, labels, guidance, method, steps, grid, seed, device, raw, progress,
-                         stages, cond_noise)
-    ds = load_dataset(cfg['data'], cfg['res'], cfg['data_root'], cfg['split'], cfg['download'], on_error=cfg['on_error'], n=cfg['n_images'], seed=cfg['seed'])
-    cache = data_root(cfg['data_root']) / 'fid_stats'
-    ref = reference_features(ds, extractor, ref_n or None, cache_dir=cache, progress=progress)
-    samples = folder_images(folder, n)
-    feats = image_features(samples, extractor, progress=progress)
-    held = heldout_dataset(cfg['data'], cfg['res'], cfg['split'], cfg['data_root'], cfg['n_images'], cfg['seed'])
-    heldout = None if held is None else reference_features(held, extractor, n, seed=seed, cache_dir=cache, progress=progress)
-    result = dict(image_metrics(feats, ref.features, None if heldout is None else heldout.features, seed=seed),
-                  protocol=fid_protocol(extractor, n, ref.name))
-    if heldout is not None:
-        result.update(floor=image_metrics(heldout.features, ref.features, seed=seed), floor_protocol=fid_protocol(extractor, n, ref.name).replace('samples', f'held-out real images ({held.name})'))
-    save_image_grid(from_uint8(samples[:64]), out / 'samples.png')
-    save_image_grid(closest_pairs(samples, ds.images[ref.indices], feats, ref.features), out / 'nearest_training.png', nrow=8)
-    nfe = json.loads((folder / 'samples.json').read_text())['nfe']
-    result['settings'] = dict(run_dir=str(run_dir), checkpoint=str(ckpt), step=step, weights='raw' if raw else 'ema', n=n, batch_size=batch_size,
-                              labels=labels, guidance=guidance, method=method, steps=steps, grid=grid, seed=seed,
-                              stages=stages, cond_noise=cond_noise, model_calls_per_batch=sum(nfe.values()) / len(nfe), mode=mode, extractor=extractor.name,
-                              reference=ref.name, heldout=None if heldout is None else heldout.name, data=cfg['data'], res=cfg['res'])
-    with atomic_write(out / 'eval.json', 'w') as f: json.dump(result, f, indent=1)
-    print(f"step {step}: FID {result['fid']:.2f}, KID {result['kid']:.4f}, precision {result['precision']:.3f}, recall {result['recall']:.3f}"
-          + (f", memorisation {result['memorisation_ratio']:.2f}; real-vs-real floor FID {result['floor']['fid']:.2f}" if heldout is not None else '')
-          + f"\n  ({result['protocol']}); wrote {out / 'eval.json'}")
-    return result
-
 @call_parse
-@delegates(eval_main)
+@delegates(evaluate_run)
 def eval_flowers(**kwargs):
     "Score a trained flowers_fm run: FID, KID, precision, recall and memorisation of its samples, into eval.json"
-    run_command('eval_flowers', eval_main, **kwargs)
+    run_command('eval_flowers', evaluate_run, **kwargs)

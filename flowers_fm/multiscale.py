@@ -4,56 +4,14 @@
 
 # %% ../nbs/09_multiscale.ipynb #8ae6f57a
 from __future__ import annotations
-import torch, torch.nn as nn, torch.nn.functional as F
+import torch, torch.nn as nn
 
 from .sampling import ODESample, sample
+from .lowres import condition_image
+from .checkpoint import load_trained_model
 
 # %% auto #0
-__all__ = ['downsample', 'upsample', 'noise_augment', 'condition_image', 'lowres_condition', 'Cascade', 'load_cascade']
-
-# %% ../nbs/09_multiscale.ipynb #5482aab6
-def downsample(x:torch.Tensor, # images (B, C, H, W)
-               res:int, # the side wanted
-              ) -> torch.Tensor:
-    "Images shrunk to `res` px, each pixel the mean of the block it covers."
-    return x if x.shape[-1] == res else F.interpolate(x, size=(res, res), mode='area')
-
-def upsample(x:torch.Tensor, # images (B, C, h, w)
-             res:int, # the side wanted
-            ) -> torch.Tensor:
-    "Images enlarged to `res` px by bilinear interpolation."
-    return x if x.shape[-1] == res else F.interpolate(x, size=(res, res), mode='bilinear', align_corners=False)
-
-def noise_augment(low:torch.Tensor, # low-resolution images (B, C, h, w) in [-1, 1]
-                  level:torch.Tensor, # (B,) noise levels in [0, 1): 0 leaves an image as it is
-                  eps:torch.Tensor, # standard normal noise of the shape of `low`
-                 ) -> torch.Tensor:
-    "`(1 - level) * low + level * eps` per image: the image moved towards noise along the linear path."
-    s = level.to(low.dtype).view(-1, *[1] * (low.ndim - 1))
-    return (1 - s) * low + s * eps
-
-def condition_image(low:torch.Tensor, # the image below (B, C, h, w)
-                    res:int, # the stage's side
-                    level:torch.Tensor, # (B,) noise levels of the augmentation
-                    eps:torch.Tensor, # standard normal noise of the shape of `low`
-                   ) -> torch.Tensor:
-    "What a stage at `res` px sees of the image below: the augmented image upsampled, and its noise level as one more channel (B, C + 1, res, res)."
-    aug = upsample(noise_augment(low, level, eps), res)
-    return torch.cat([aug, level.to(aug).view(-1, 1, 1, 1).expand(-1, 1, res, res)], 1)
-
-# %% ../nbs/09_multiscale.ipynb #bc9c4fee
-def lowres_condition(x1:torch.Tensor, # this process's rows of the batch at the stage's resolution
-                     g:torch.Generator, # the step's random stream
-                     n:int|None=None, # the global batch: draws are made for all of it, each process keeps its rows
-                     rows:slice=slice(None), # this process's rows
-                     cond_res:int=32, # the side of the image below
-                     max_noise:float=0.2, # levels are drawn uniformly in [0, max_noise)
-                    ) -> torch.Tensor:
-    "The conditioning images of a training batch: `x1` shrunk to `cond_res` and noise-augmented at random levels."
-    n = n or len(x1)
-    level = (torch.rand(n, generator=g) * max_noise)[rows].to(x1.device)
-    eps = torch.randn(n, x1.shape[1], cond_res, cond_res, generator=g)[rows].to(x1.device)
-    return condition_image(downsample(x1, cond_res), x1.shape[-1], level, eps)
+__all__ = ['Cascade', 'load_cascade']
 
 # %% ../nbs/09_multiscale.ipynb #92a069e5
 class Cascade(nn.Module):
@@ -101,12 +59,11 @@ def load_cascade(run_dirs:list, # the base run's folder (or checkpoint), then ea
                  device=None, # where to put the models
                 ) -> Cascade:
     "The `Cascade` of trained runs."
-    from flowers_fm.checkpoint import load_trained_model  # the checkpoints know the configuration, which knows this module
     loaded = [load_trained_model(p, ema=ema, device=device) for p in run_dirs]
-    if loaded[0][1]['model'] == 'mlp': raise ValueError(f"{run_dirs[0]} holds a 2-D model: a cascade starts from an image model")
-    for path, (_, below), (_, cfg) in zip(run_dirs[1:], loaded, loaded[1:]):
+    if loaded[0].config['model'] == 'mlp': raise ValueError(f"{run_dirs[0]} holds a 2-D model: a cascade starts from an image model")
+    for path, below, cfg in zip(run_dirs[1:], (l.config for l in loaded), (l.config for l in loaded[1:])):
         if not cfg.get('cond_res'): raise ValueError(f"{path} is not a cascade stage (train it with --cond_res)")
         if cfg['cond_res'] != below['res']: raise ValueError(f"{path} was trained on {cfg['cond_res']}-px images below it, the model before it makes {below['res']} px")
         if cfg['data'] != below['data']: raise ValueError(f"{path} was trained on {cfg['data']}, the model before it on {below['data']}")
-    levels = [cfg['cond_noise'] / 2 if cond_noise is None else cond_noise for _, cfg in loaded[1:]]
-    return Cascade([m for m, _ in loaded], levels)
+    levels = [l.config['cond_noise'] / 2 if cond_noise is None else cond_noise for l in loaded[1:]]
+    return Cascade([l.model for l in loaded], levels)

@@ -9,16 +9,16 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np, torch
+import matplotlib.pyplot as plt
 from fastcore.meta import delegates
 from fastcore.script import call_parse
 
 from .config import TrainConfig
 from .batches import ImageBatches
-from .cli import run_command
-from .core import from_uint8, to_uint8
-from .data import data_root, load_dataset, sample_toy
+from .core import append_jsonl, from_uint8, read_jsonl, run_command, to_uint8
+from .data import data_root, heldout_dataset, load_dataset, sample_toy
 from .domain import DomainMetrics, domain_net
-from .metrics import heldout_dataset, w2
+from .metrics import w2
 from .pairing import PAIRINGS, cost_report, get_pairing
 from .sampling import integrate, path_straightness
 from .train import train
@@ -26,8 +26,8 @@ from .train import train
 # %% auto #0
 __all__ = ['INTERPOLANT_SIGMA', 'STUDY_VARIANTS', 'CLASS_AWARE', 'STUDY_CONFIGS', 'Task', 'study_cells', 'target_points',
            'noise_points', 'task_data', 'score_points', 'quality', 'floor', 'cell_config', 'cell_batches', 'data_batch',
-           'pairing_report', 'run_cell', 'read_results', 'append_row', 'cell_key', 'run_study', 'study_main',
-           'study_flowers', 'metric_at', 'final_loss', 'nfe_threshold', 'euler_nfe', 'summary_table', 'plot_study']
+           'pairing_report', 'run_cell', 'read_results', 'cell_key', 'run_study', 'study_main', 'study_flowers',
+           'metric_at', 'final_loss', 'nfe_threshold', 'euler_nfe', 'summary_table', 'plot_study']
 
 # %% ../nbs/12_pairing_study.ipynb #bd458d07
 @dataclass(frozen=True)
@@ -186,18 +186,8 @@ def run_cell(task:Task, # the task
 
 # %% ../nbs/12_pairing_study.ipynb #a7ce6b3d
 def read_results(path:str|Path) -> list[dict]:
-    "The rows of a results file (none if it does not exist); a line cut short by an interrupted write is ignored."
-    path, rows = Path(path), []
-    if not path.exists(): return rows
-    for line in path.read_text().splitlines():
-        try: rows.append(json.loads(line))
-        except json.JSONDecodeError: pass
-    return rows
-
-def append_row(path:Path, row:dict):
-    "Append one row as a line, after ending a line an interrupted write left unfinished."
-    cut = path.exists() and path.stat().st_size and not path.read_bytes().endswith(b'\n')
-    with open(path, 'a') as f: f.write(('\n' if cut else '') + json.dumps(row) + '\n')
+    "The rows of a results file (`read_jsonl`: none if it does not exist; a line cut short by a kill is skipped with a warning)."
+    return read_jsonl(path)
 
 def cell_key(row:dict) -> tuple: return row['task'], row['pairing'], row['interpolant'], row['seed']
 
@@ -214,7 +204,7 @@ def run_study(tasks:list, # the tasks (a `STUDY_CONFIGS` entry)
     root = Path(run_root or tempfile.mkdtemp())
     for i, (task, cell) in enumerate(todo):
         row = run_cell(task, cell, str(root / '_'.join(map(str, cell_key(cell)))))
-        append_row(results, row)
+        append_jsonl(results, row)
         if verbose: print(f"[{i + 1}/{len(todo)}] {task.name} {cell['pairing']} {cell['interpolant']} seed {cell['seed']}: "
                           f"{task.metric} {row['curve'][-1][task.metric]:.3f} in {row['train_s']:.1f} s", flush=True)
     return read_results(results)
@@ -292,7 +282,6 @@ def plot_study(rows:list, # results rows
                path:str|Path|None=None, # also save the figure here
               ):
     "The task's metric against training time and against Euler NFE per pairing, and loss against the metric per run."
-    import matplotlib.pyplot as plt
     tasks = [t for t in tasks if any(r['task'] == t.name for r in rows)]
     fig, axs = plt.subplots(len(tasks), 3, figsize=(15, 4 * len(tasks)), squeeze=False)
     colors = {p: plt.cm.tab10(i) for i, p in enumerate(tuple(PAIRINGS) + CLASS_AWARE)}

@@ -6,7 +6,8 @@
 from __future__ import annotations
 import sys
 from fastcore.script import call_parse
-from .cli import main, run_command, _with_config_options
+from .core import run_command
+from .cli import main, _with_config_options
 from .checkpoint import CheckpointWriteError
 from .train import NonFiniteLossError, TrainingInterrupted
 
