@@ -53,7 +53,7 @@ def get_device(device:str|torch.device|None='auto', # `auto`, `cpu`, `cuda`, `cu
         raise DeviceError("device 'mps' was asked for but Apple MPS is not available: choose --device cpu or auto")
     return torch.device(name)
 
-# %% ../nbs/00_core.ipynb #2e6d6165
+# %% ../nbs/00_core.ipynb #bf6fb72b
 AMP_DTYPES = dict(bf16=torch.bfloat16, fp16=torch.float16)
 
 def autocast_for(device:str|torch.device, # where the block computes
@@ -62,7 +62,7 @@ def autocast_for(device:str|torch.device, # where the block computes
     "A context manager: autocast to `dtype` on `device`'s kind, or nothing when `dtype` is None."
     return torch.autocast(torch.device(device).type, dtype=dtype or torch.float32, enabled=dtype is not None)
 
-# %% ../nbs/00_core.ipynb #50aaee0d
+# %% ../nbs/00_core.ipynb #4d3b08e0
 def run_command(name:str, # the command, as the user typed it
                 f, # the function that does the work
                 **kwargs):
@@ -105,14 +105,14 @@ def set_rng_states(states:dict # what `get_rng_states` returned
     torch.set_rng_state(states['torch'])
     if states['cuda'] and torch.cuda.is_available(): torch.cuda.set_rng_state_all(states['cuda'])
 
-# %% ../nbs/00_core.ipynb #5d388e90
+# %% ../nbs/00_core.ipynb #a70e9df7
 def derived_seed(seed:int, # the run's seed (any integer >= 0)
                  *keys:int, # what the stream is for: e.g. a stream number and a step
                 ) -> int:
     "A 63-bit seed for the tuple `(seed, *keys)`, from NumPy's `SeedSequence`: different tuples give independent streams."
     return int(np.random.SeedSequence([seed, *keys]).generate_state(1, np.uint64)[0] >> 1)
 
-# %% ../nbs/00_core.ipynb #f864ab6d
+# %% ../nbs/00_core.ipynb #eb2b35b9
 @contextmanager
 def eval_mode(model:torch.nn.Module # the model to use in eval mode inside the block
              ):
@@ -160,7 +160,7 @@ def cached(path:str|Path, # the cache file
     with atomic_write(path) as f: torch.save(dict(key=key, value=value), f)
     return value
 
-# %% ../nbs/00_core.ipynb #b9780223
+# %% ../nbs/00_core.ipynb #b4cf0439
 def append_jsonl(path:str|Path, # the JSON-lines file (created with its folder)
                  row:dict, # one JSON-serialisable object
                 ):

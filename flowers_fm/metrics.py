@@ -128,7 +128,7 @@ def memorisation(samples:torch.Tensor, # features of the samples (N, D)
     return dict(memorisation_ratio=(ds.median() / dh.median()).item(), near_copies=(ds < dh.quantile(0.01)).double().mean().item(),
                 nearest_distance=ds, nearest_index=idx)
 
-# %% ../nbs/04c_metrics.ipynb #c796e10e
+# %% ../nbs/04c_metrics.ipynb #60356988
 def _subset(f, n, seed): return f if len(f) <= n else f[torch.randperm(len(f), generator=torch.Generator().manual_seed(seed))[:n]]
 
 def image_metrics(samples:torch.Tensor, # features of the samples (N, D)
@@ -149,7 +149,7 @@ def image_metrics(samples:torch.Tensor, # features of the samples (N, D)
         out.update(memorisation_ratio=mem['memorisation_ratio'], near_copies=mem['near_copies'])
     return out
 
-# %% ../nbs/04c_metrics.ipynb #62798bea
+# %% ../nbs/04c_metrics.ipynb #21cf27c9
 def closest_pairs(samples:torch.Tensor, # uint8 sample images (N, C, H, W)
                   train:torch.Tensor, # uint8 training images (M, C, H, W)
                   sample_feats:torch.Tensor, # their features (N, D)
