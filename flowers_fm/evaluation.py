@@ -13,7 +13,7 @@ from .data import ImageDataset, data_root, heldout_dataset, load_dataset
 from .sampling import SOLVERS, TIME_GRIDS, save_samples
 from .metrics import closest_pairs, image_metrics
 from .fid import FID_MODES, InceptionFeatures, fid_protocol, folder_images, image_features, reference_features
-from .checkpoint import checkpoint_of, load_checkpoint, load_trained_model
+from .checkpoint import checkpoint_of, load_trained_model
 from .multiscale import load_cascade
 
 # %% auto #0
@@ -36,14 +36,14 @@ def sampler_of(run_dir:str|Path, # the run folder (the base run of a cascade)
                raw:bool=False, # the raw weights instead of the EMA
                device=None, # where the models go
               ) -> tuple:
-    "The image model to sample (a run's, or a `Cascade`), its checkpoint's step, and what names the chain in a folder name."
+    "The image model to sample (a run's, or a `Cascade`), its checkpoint's step, what names the chain in a folder name, and the options of the run whose images it makes (a chain's top stage); each checkpoint is read once."
     if stages:
         model = load_cascade([checkpoint or run_dir, *stages.split(',')], cond_noise, ema=not raw, device=device)
-        steps = '-'.join(str(load_trained_model(s).step) for s in stages.split(','))
-        return model, load_trained_model(checkpoint or run_dir).step, f"_cascade{model.res}_noise{'-'.join(f'{l:g}' for l in model.cond_noise)}_steps{steps}"
+        chain = f"_cascade{model.res}_noise{'-'.join(f'{l:g}' for l in model.cond_noise)}_steps{'-'.join(str(s) for s in model.steps[1:])}"
+        return model, model.steps[0], chain, model.configs[-1]
     model, cfg, step, _ = load_trained_model(checkpoint or run_dir, ema=not raw, device=device)
     if cfg['model'] == 'mlp': raise ValueError(f"{run_dir} holds a 2-D model: sample it with flowers_fm.sampling.sample")
-    return model, step, ''
+    return model, step, '', cfg
 
 def sample_folder_name(step:int, method:str, steps:int, grid:str, guidance:float, seed:int, raw:bool, chain:str='') -> str:
     "The name of a folder of samples: the checkpoint's step and every setting that changes the samples."
@@ -69,7 +69,7 @@ def sample_run(run_dir:str='runs/flowers', # the run folder written by train_flo
     "Write `n` samples of a trained run (or of a cascade: a base run and its stages) as PNG files; return the folder."
     labels = check_sampling(method, grid, labels)
     dev = get_device(device)
-    model, step, chain = sampler_of(run_dir, checkpoint, stages, cond_noise, raw, dev)
+    model, step, chain, _ = sampler_of(run_dir, checkpoint, stages, cond_noise, raw, dev)
     folder = Path(out) if out else Path(run_dir) / 'samples' / sample_folder_name(step, method, steps, grid, guidance, seed, raw, chain)
     save_samples(model, folder, n, batch_size, labels, guidance, method, steps, grid, seed, dev, progress)
     print(f"wrote {n} samples of {checkpoint or run_dir} (step {step}) to {folder}")
@@ -133,15 +133,12 @@ def evaluate_run(run_dir:str='runs/flowers', # the run folder written by train_f
     "Sample a trained run and score the samples against its data set; write and return `eval.json`."
     if mode not in FID_MODES: raise ValueError(f"invalid mode={mode!r}: choose one of {', '.join(FID_MODES)}")
     if n < 2: raise ValueError(f"invalid n={n}: FID needs at least 2 samples (1,000 or more for numbers worth comparing)")
-    check_sampling(method, grid, labels)
-    extractor = InceptionFeatures(mode, weights, get_device(device))  # no weights: stop before any sampling
-    ckpt, top = checkpoint_of(checkpoint or run_dir), stages.split(',')[-1] if stages else None
-    state = load_checkpoint(ckpt)
-    cfg = load_checkpoint(checkpoint_of(top))['config'] if top else state['config']  # a chain is scored at its top stage's resolution
-    _, step, chain = sampler_of(run_dir, str(ckpt), stages, cond_noise, raw) if stages else (None, state['step'], '')
+    dev, y = get_device(device), check_sampling(method, grid, labels)
+    extractor = InceptionFeatures(mode, weights, dev)  # no weights: stop before any sampling
+    ckpt = checkpoint_of(checkpoint or run_dir)
+    model, step, chain, cfg = sampler_of(run_dir, ckpt, stages, cond_noise, raw, dev)  # a chain is scored at its top stage's resolution
     out = Path(run_dir) / 'eval' / (sample_folder_name(step, method, steps, grid, guidance, seed, raw, chain) + f'_n{n}')
-    folder = sample_run(run_dir, str(ckpt), str(out / 'samples'), n=n, batch_size=batch_size, labels=labels, guidance=guidance, method=method,
-                        steps=steps, grid=grid, seed=seed, device=device, raw=raw, progress=progress, stages=stages, cond_noise=cond_noise)
+    folder = save_samples(model, out / 'samples', n, batch_size, y, guidance, method, steps, grid, seed, dev, progress)
     ds, samples = dataset_of(cfg), folder_images(folder, n)
     result = score_samples(samples, ds, extractor, heldout_dataset_of(cfg), ref_n, seed, data_root(cfg['data_root']) / 'fid_stats', progress, out)
     nfe = json.loads((folder / 'samples.json').read_text())['nfe']

@@ -66,4 +66,6 @@ def load_cascade(run_dirs:list, # the base run's folder (or checkpoint), then ea
         if cfg['cond_res'] != below['res']: raise ValueError(f"{path} was trained on {cfg['cond_res']}-px images below it, the model before it makes {below['res']} px")
         if cfg['data'] != below['data']: raise ValueError(f"{path} was trained on {cfg['data']}, the model before it on {below['data']}")
     levels = [l.config['cond_noise'] / 2 if cond_noise is None else cond_noise for l in loaded[1:]]
-    return Cascade([l.model for l in loaded], levels)
+    cascade = Cascade([l.model for l in loaded], levels)
+    cascade.steps, cascade.configs = [l.step for l in loaded], [l.config for l in loaded]  # what each run's checkpoint said, read once
+    return cascade
