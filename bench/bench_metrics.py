@@ -32,7 +32,7 @@ def record(row):
 
 def speed():
     from cleanfid.fid import frechet_distance as scipy_route
-    from flowers_fm.data import GeneratedFlowers
+    from flowers_fm.data import generated_flowers
     from flowers_fm.fid import FID_MODES, InceptionFeatures
     from flowers_fm.metrics import feature_stats, frechet_distance
     g = torch.Generator().manual_seed(0)
@@ -45,7 +45,7 @@ def speed():
         t0 = time.perf_counter(); ref = scipy_route(mu1.numpy(), s1.numpy(), mu2.numpy(), s2.numpy()); t_scipy = time.perf_counter() - t0
         record(dict(part='frechet', n=10000, d=2048, threads=torch.get_num_threads(), stats_s=round(t_stats, 3), ours_s=round(t_ours, 3),
                     scipy_sqrtm_s=round(t_scipy, 2), ours=ours, scipy=float(ref), rel_diff=abs(ours - ref) / abs(ref)))
-    imgs = GeneratedFlowers(100, res=32).images
+    imgs = generated_flowers(100, res=32).images
     for mode in FID_MODES:
         if done(part='inception', mode=mode): continue
         ext = InceptionFeatures(mode)
@@ -55,10 +55,10 @@ def speed():
         record(dict(part='inception', mode=mode, device='cpu', threads=torch.get_num_threads(), batch=50, images_per_s=round(100 / (time.perf_counter() - t0), 2)))
 
 def datasets(data):
-    from flowers_fm.data import GeneratedFlowers, load_dataset
+    from flowers_fm.data import generated_flowers, load_dataset
     from flowers_fm.data import heldout_dataset
     if data == 'mnist5k': return load_dataset('mnist5k', 32, split='train'), heldout_dataset('mnist5k', 32, 'train')
-    return GeneratedFlowers(4096, res=32), heldout_dataset('flowers', 32, n_images=4096)
+    return generated_flowers(4096, res=32), heldout_dataset('flowers', 32, n_images=4096)
 
 def quality(a):
     from flowers_fm.core import save_image_grid

@@ -10,11 +10,11 @@ import torch
 
 def one(a):
     torch.set_num_threads(a.threads)
-    from flowers_fm.data import GeneratedFlowers
+    from flowers_fm.data import generated_flowers
     from flowers_fm.models import get_model
     from flowers_fm.train import TrainConfig, ImageBatches, train
     torch.manual_seed(0)
-    ds = GeneratedFlowers(max(256, a.batch * 4), res=a.res)
+    ds = generated_flowers(max(256, a.batch * 4), res=a.res)
     model = get_model(a.model, res=a.res)
     dev = torch.device(a.device)
     sync = torch.cuda.synchronize if dev.type == 'cuda' else (lambda: None)

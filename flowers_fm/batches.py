@@ -15,8 +15,8 @@ from .data import ImageDataset, sample_toy, load_dataset
 from .pairing import kmeans
 
 # %% auto #0
-__all__ = ['SEED_SCHEME', 'step_seed', 'epoch_seed', 'ToyBatches', 'ImageBatches', 'subclass_clusters', 'make_batches',
-           'save_cluster_grids', 'StepBatch', 'draw_step', 'StepDraws', 'drawn_ahead', 'step_batches']
+__all__ = ['SEED_SCHEME', 'step_seed', 'epoch_seed', 'ToyBatches', 'ImageBatches', 'subclass_clusters', 'dataset_of',
+           'make_batches', 'save_cluster_grids', 'StepBatch', 'draw_step', 'StepDraws', 'drawn_ahead', 'step_batches']
 
 # %% ../nbs/05b_batches.ipynb #34bbe0dd
 SEED_SCHEME = 2  # how step and epoch seeds are derived; a checkpoint of another scheme cannot resume bit-exactly
@@ -36,9 +36,9 @@ class ToyBatches:
     "Batches of 2-D points from a toy sampler, as (x1, None)."
     def __init__(self, name:str, batch_size:int): self.name, self.batch_size = name, batch_size
     num_classes, channels = None, None
-    def batch(self, step:int, g:torch.Generator, device, rows:slice=slice(None)) -> tuple:
+    def batch(self, step:int, generator:torch.Generator, device, rows:slice=slice(None)) -> tuple:
         "Rows `rows` of the points of `step`, on `device`."
-        return sample_toy(self.name, self.batch_size, g)[rows].to(device), None
+        return sample_toy(self.name, self.batch_size, generator)[rows].to(device), None
 
 class ImageBatches:
     "Full batches of an `ImageDataset` as a function of the step: epoch permutations, or one k-means subclass per batch."
@@ -58,41 +58,41 @@ class ImageBatches:
     num_classes = property(lambda self: self.ds.num_classes)
     channels = property(lambda self: self.ds.channels)
 
-    def indices(self, step:int, g:torch.Generator) -> torch.Tensor:
+    def indices(self, step:int, generator:torch.Generator) -> torch.Tensor:
         "The dataset indices of the batch of `step`."
         if self.clusters is None:
             epoch, j = divmod(step, self.per_epoch)
             if getattr(self, '_epoch', None) != epoch:  # one permutation per epoch, kept while the epoch lasts
                 self._epoch, self._perm = epoch, torch.randperm(len(self.ds), generator=torch.Generator().manual_seed(epoch_seed(self.seed, epoch)))
             return self._perm[j * self.batch_size:(j + 1) * self.batch_size]
-        c = torch.multinomial(self.sizes, 1, generator=g).item()
+        c = torch.multinomial(self.sizes, 1, generator=generator).item()
         m = self.members[c]
-        pick = torch.randperm(len(m), generator=g)[:self.batch_size] if len(m) >= self.batch_size else torch.randint(len(m), (self.batch_size,), generator=g)
+        pick = torch.randperm(len(m), generator=generator)[:self.batch_size] if len(m) >= self.batch_size else torch.randint(len(m), (self.batch_size,), generator=generator)
         return m[pick]
 
     def prepare(self, x:torch.Tensor, # uint8 images (N, C, H, W)
-                g:torch.Generator, # the stream of the crops and flips
+                generator:torch.Generator, # the stream of the crops and flips
                 device, # where the result goes
                 rows:slice=slice(None), # the images to prepare; the random draws are made for all N
                ) -> torch.Tensor:
         "Rows `rows` of uint8 images as floats in [-1, 1] on `device`, cropped and flipped as the dataset asks."
         n = len(x)
         if self.ds.crop == 'random':
-            seeds, out = torch.randint(2 ** 62, (n,), generator=g)[rows].tolist(), []
+            seeds, out = torch.randint(2 ** 62, (n,), generator=generator)[rows].tolist(), []
             with torch.random.fork_rng(devices=[]):  # torchvision crops (and flips) draw from the global stream: seed it per image
                 for s, im in zip(seeds, x[rows]): torch.manual_seed(s); out.append(self.ds.augment(im))
             x = torch.stack(out)
         else: x = x[rows]
         x = from_uint8(x.to(device))
         if self.ds.flip and self.ds.crop != 'random':
-            flip = (torch.rand(n, generator=g) < 0.5)[rows].to(device)
+            flip = (torch.rand(n, generator=generator) < 0.5)[rows].to(device)
             x = torch.where(flip[:, None, None, None], x.flip(-1), x)
         return x
 
-    def batch(self, step:int, g:torch.Generator, device, rows:slice=slice(None)) -> tuple:
+    def batch(self, step:int, generator:torch.Generator, device, rows:slice=slice(None)) -> tuple:
         "Rows `rows` of the images in [-1, 1] and labels of `step`, on `device`."
-        idx = self.indices(step, g)
-        return self.prepare(self.ds.images[idx], g, device, rows), self.ds.labels[idx[rows]].to(device)
+        idx = self.indices(step, generator)
+        return self.prepare(self.ds.images[idx], generator, device, rows), self.ds.labels[idx[rows]].to(device)
 
 def subclass_clusters(ds:ImageDataset, # the images
                       k:int, # clusters per class
@@ -109,11 +109,18 @@ def subclass_clusters(ds:ImageDataset, # the images
         out[members] = c * k + torch.cdist(thumbs[members], centres).argmin(1)
     return out
 
+def dataset_of(cfg, # a `TrainConfig`, or its `to_dict()` as a checkpoint stores it
+               augment:bool=True, # with the run's crops and flips (training); False: the plain images (evaluation)
+              ) -> ImageDataset:
+    "The images a run trains on, as its options say: the one mapping from options to `load_dataset`."
+    c = cfg if isinstance(cfg, dict) else vars(cfg)
+    aug = dict(crop=c['crop'], flip=c['flip']) if augment else {}
+    return load_dataset(c['data'], c['res'], c['data_root'], c['split'], c['download'], on_error=c['on_error'], n=c['n_images'], seed=c['seed'], **aug)
+
 def make_batches(cfg):
     "The batch source of a `TrainConfig`: toy points or images."
     if cfg.data.startswith('toy:'): return ToyBatches(cfg.data[4:], cfg.batch_size)
-    ds = load_dataset(cfg.data, cfg.res, cfg.data_root, cfg.split, cfg.download, cfg.crop, cfg.flip, cfg.on_error, cfg.n_images, cfg.seed)
-    return ImageBatches(ds, cfg.batch_size, cfg.seed, cfg.num_subclasses)
+    return ImageBatches(dataset_of(cfg), cfg.batch_size, cfg.seed, cfg.num_subclasses)
 
 # %% ../nbs/05b_batches.ipynb #caf1f3f1
 def save_cluster_grids(batches:ImageBatches, # batches with `num_subclasses` > 0
@@ -150,7 +157,7 @@ class StepBatch(NamedTuple):
     def to(self, device) -> StepBatch: return StepBatch(*(None if x is None else x.to(device) for x in self))
 
 def draw_step(step:int, # the step
-              g:torch.Generator, # reseeded with (seed, step); left where the step's stream continues
+              generator:torch.Generator, # reseeded with (seed, step); left where the step's stream continues
               batches=None, # the batch source (`ImageBatches`, `ToyBatches`)
               seed:int=0, # the run's seed
               device='cpu', # where the tensors go
@@ -161,19 +168,19 @@ def draw_step(step:int, # the step
               interpolant=None, # the path: `eps` is drawn when it is stochastic
               time_sampler=None, # where on the path to train; uniform when None
               rows:slice=slice(None), # this process's rows of the global batch
-              condition=None, # a cascade stage's `y`: callable (x1, g, n=, rows=) -> conditioning image (see `lowres_condition`)
+              condition=None, # a cascade stage's `y`: callable (x1, generator, n=, rows=) -> conditioning image (see `lowres_condition`)
              ) -> StepBatch:
     "Rows `rows` of the batch of `step`: a function of (seed, step) alone, however the batch is split over processes."
-    g.manual_seed(step_seed(seed, 0 if overfit else step))
-    x1, labels = batches.batch(0 if overfit else step, g, device, rows)
+    generator.manual_seed(step_seed(seed, 0 if overfit else step))
+    x1, labels = batches.batch(0 if overfit else step, generator, device, rows)
     n, shape = batches.batch_size, x1.shape[1:]  # draws are made for the whole global batch, each process keeps its rows
-    x0 = torch.randn(n, *shape, generator=g)[rows].to(device)
-    if overfit: g.manual_seed(step_seed(seed, step))
-    y = None if null is None else torch.where((torch.rand(n, generator=g)[rows] < label_dropout).to(device), null, labels)
-    t = (time_sampler(n, generator=g) if time_sampler is not None else torch.rand(n, generator=g))[rows].to(device)
-    eps = torch.randn(n, *shape, generator=g)[rows].to(device) if getattr(interpolant, 'stochastic', False) else None
-    if condition is not None: y = condition(x1, g, n=n, rows=rows)
-    if pairing is not None: x0 = x0[pairing(x0, x1, generator=g, labels=labels)]
+    x0 = torch.randn(n, *shape, generator=generator)[rows].to(device)
+    if overfit: generator.manual_seed(step_seed(seed, step))
+    y = None if null is None else torch.where((torch.rand(n, generator=generator)[rows] < label_dropout).to(device), null, labels)
+    t = (time_sampler(n, generator=generator) if time_sampler is not None else torch.rand(n, generator=generator))[rows].to(device)
+    eps = torch.randn(n, *shape, generator=generator)[rows].to(device) if getattr(interpolant, 'stochastic', False) else None
+    if condition is not None: y = condition(x1, generator, n=n, rows=rows)
+    if pairing is not None: x0 = x0[pairing(x0, x1, generator=generator, labels=labels)]
     return StepBatch(x1, labels, x0, y, t, eps)
 
 # %% ../nbs/05b_batches.ipynb #aa82275d
@@ -209,15 +216,15 @@ def drawn_ahead(draw, # callable (step, generator) -> tuple of CPU tensors (or N
 def step_batches(draw, # callable (step, generator, device=...) -> StepBatch, e.g. a `draw_step` with its options bound
                  start:int, # the first step
                  stop:int, # one past the last step
-                 g:torch.Generator, # left, at each batch, where that step's stream continues
+                 generator:torch.Generator, # left, at each batch, where that step's stream continues
                  device, # where the batches go
                  workers:int=0, # processes that draw ahead of the loop (0: draw in the loop)
                 ):
     "The `StepBatch`es of steps `start` to `stop - 1` on `device` (drawn and paired on the host for XLA devices: one transfer per step)."
     if not workers:
         host = torch.device(device).type == 'xla'
-        for step in range(start, stop): yield draw(step, g, device='cpu').to(device) if host else draw(step, g, device=device)
+        for step in range(start, stop): yield draw(step, generator, device='cpu').to(device) if host else draw(step, generator, device=device)
         return
     for *drawn, state in drawn_ahead(draw, start, stop, workers):
-        g.set_state(state)
+        generator.set_state(state)
         yield StepBatch(*drawn).to(device)

@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 
 from .core import DEVICE_CHOICES
-from .data import TOY_SAMPLERS, DATASETS, ON_ERROR_CHOICES
+from .data import TOY_SAMPLERS, DATASETS, ON_ERROR_CHOICES, check_res
 from .interpolants import INTERPOLANTS, TIME_SAMPLERS, get_interpolant, get_time_sampler
 from .pairing import PAIRINGS, CLASS_PAIRINGS, get_pairing
 from .models import MODEL_PRESETS, get_model
@@ -103,7 +103,7 @@ class TrainConfig:
         if toy and self.data[4:] not in TOY_SAMPLERS: bad('data', f"toy data sets are {', '.join('toy:' + n for n in TOY_SAMPLERS)}")
         if not toy and self.data not in DATASETS: bad('data', f"choose one of {', '.join(DATASETS)} or toy:NAME")
         if self.model not in MODEL_PRESETS: bad('model', f"choose one of {', '.join(MODEL_PRESETS)}")
-        if not isinstance(self.res, int) or not 8 <= self.res <= 512: bad('res', 'use a side length from 8 to 512 pixels (32, 64 or 128 for the presets)')
+        check_res(self.res)
         if not self.split or any(not part for part in self.split.split('+')): bad('split', "use 'all', a split name or a '+'-joined list")
         if self.crop not in CROP_CHOICES: bad('crop', f"choose one of {', '.join(CROP_CHOICES)}")
         if self.on_error not in ON_ERROR_CHOICES: bad('on_error', f"choose one of {', '.join(ON_ERROR_CHOICES)}")

@@ -17,11 +17,12 @@ from torchvision.datasets.folder import IMG_EXTENSIONS, find_classes, make_datas
 from .core import UserError, cached
 from .toys import TOY_SAMPLERS, sample_toy
 from .images import ON_ERROR_CHOICES, DatasetNotFoundError, ImageDataset, UnreadableImageError, load_image, load_images
-from .flowers import GeneratedFlowers
+from .flowers import generated_flowers
 
 # %% auto #0
-__all__ = ['FLOWERS102_SPLITS', 'CIFAR10_FILES', 'MNIST5K_SPLITS', 'DATASETS', 'HELDOUT_SPLITS', 'data_root', 'Flowers102',
-           'resize_uint8', 'CIFAR10', 'MNIST', 'MNIST5k', 'Digits', 'ImageFolder', 'load_dataset', 'heldout_dataset']
+__all__ = ['FLOWERS102_SPLITS', 'CIFAR10_FILES', 'MNIST5K_SPLITS', 'DATASETS', 'HELDOUT_SPLITS', 'data_root', 'flowers102',
+           'resize_uint8', 'cifar10', 'mnist', 'mnist5k', 'digits', 'image_folder', 'check_res', 'load_dataset',
+           'heldout_dataset']
 
 # %% ../nbs/01c_data.ipynb #a535b163
 def data_root(root:str|Path|None=None, # explicit folder; else $FLOWERS_FM_DATA; else ~/.cache/flowers_fm/data
@@ -49,7 +50,7 @@ def _split_names(split, valid):
     if bad or not names: raise ValueError(f"unknown split {split!r}: use 'all', one of {', '.join(valid)}, or a '+'-joined list")
     return names
 
-def Flowers102(root:str|Path|None=None, # folder holding `flowers-102/` (see `data_root`)
+def flowers102(root:str|Path|None=None, # folder holding `flowers-102/` (see `data_root`)
                res:int=64, # side of the square images
                split:str='all', # `all` (8,189 images), `train`, `val`, `test` or e.g. `train+val`
                download:bool=True, # download (about 330 MB) when the files are missing
@@ -103,7 +104,7 @@ def resize_uint8(x:torch.Tensor, # uint8 images (N, C, H, W)
 
 CIFAR10_FILES = {'train': [f'data_batch_{i}' for i in range(1, 6)], 'test': ['test_batch']}
 
-def CIFAR10(root:str|Path|None=None, # folder holding `cifar-10-batches-py/` (see `data_root`)
+def cifar10(root:str|Path|None=None, # folder holding `cifar-10-batches-py/` (see `data_root`)
             res:int=32, # side of the square images (32 is native; others are resized)
             split:str='all', # `all` (60,000), `train` (50,000) or `test` (10,000)
             download:bool=True, # download (about 170 MB) when the files are missing
@@ -127,7 +128,7 @@ def CIFAR10(root:str|Path|None=None, # folder holding `cifar-10-batches-py/` (se
     return ImageDataset(imgs, labels, classes, name=f'CIFAR-10 ({split})', crop=crop, flip=flip)
 
 # %% ../nbs/01c_data.ipynb #243eb70f
-def MNIST(root:str|Path|None=None, # folder holding `MNIST/raw/` (see `data_root`)
+def mnist(root:str|Path|None=None, # folder holding `MNIST/raw/` (see `data_root`)
           res:int=32, # side of the square images (28 is native)
           split:str='all', # `all` (70,000), `train` (60,000) or `test` (10,000)
           download:bool=True, # download (about 12 MB) when the files are missing
@@ -154,7 +155,7 @@ def MNIST(root:str|Path|None=None, # folder holding `MNIST/raw/` (see `data_root
 # %% ../nbs/01c_data.ipynb #0396bc0c
 MNIST5K_SPLITS = ('all', 'train', 'test')
 
-def MNIST5k(res:int=32, # side of the square images (28 is native)
+def mnist5k(res:int=32, # side of the square images (28 is native)
             split:str='all', # `all` (5,000), `train` (4,000) or `test` (every fifth image: 1,000, 100 per digit)
             crop:str='center', # `center` or `random`
             flip:bool=False, # random horizontal flips
@@ -172,7 +173,7 @@ def MNIST5k(res:int=32, # side of the square images (28 is native)
     imgs = resize_uint8(torch.from_numpy(a[:, :-1].astype(np.uint8)).view(-1, 1, 28, 28), res)
     return ImageDataset(imgs, torch.from_numpy(a[:, -1]), [str(i) for i in range(10)], name=f'MNIST 5k ({split})', crop=crop, flip=flip)
 
-def Digits(res:int=32, # side of the square images (8 is native)
+def digits(res:int=32, # side of the square images (8 is native)
            crop:str='center', # `center` or `random`
            flip:bool=False, # random horizontal flips
           ) -> ImageDataset:
@@ -182,7 +183,7 @@ def Digits(res:int=32, # side of the square images (8 is native)
     return ImageDataset(imgs, torch.from_numpy(d.target), [str(i) for i in range(10)], name='sklearn digits', crop=crop, flip=flip)
 
 # %% ../nbs/01c_data.ipynb #420e6ab9
-def ImageFolder(path:str|Path, # a folder of images, optionally one sub-folder per class
+def image_folder(path:str|Path, # a folder of images, optionally one sub-folder per class
                 res:int=64, # side of the square images
                 crop:str='center', # `center` or `random`
                 flip:bool=False, # random horizontal flips
@@ -208,6 +209,11 @@ def ImageFolder(path:str|Path, # a folder of images, optionally one sub-folder p
                         crop=crop, flip=flip)
 
 # %% ../nbs/01c_data.ipynb #9d50c04b
+def check_res(res:int, # image side in pixels
+             ):
+    "Raise a ValueError unless `res` is a side length the library handles: an int from 8 to 512."
+    if not (isinstance(res, int) and 8 <= res <= 512): raise ValueError(f"invalid res={res!r}: use a side length from 8 to 512 pixels, e.g. 32, 64 or 128")
+
 DATASETS = ('flowers', 'flowers102', 'cifar10', 'mnist', 'mnist5k', 'digits', 'folder')
 
 def load_dataset(name:str='flowers', # one of `DATASETS`
@@ -223,18 +229,18 @@ def load_dataset(name:str='flowers', # one of `DATASETS`
                 ) -> ImageDataset:
     "The image data set `name` at `res` px, as an `ImageDataset` of floats in [-1, 1] with labels."
     if name not in DATASETS: raise ValueError(f"unknown data set {name!r}: choose one of {', '.join(DATASETS)}")
-    if not (isinstance(res, int) and 8 <= res <= 512): raise ValueError(f"res must be an int from 8 to 512, got {res!r}")
+    check_res(res)
     if on_error not in ON_ERROR_CHOICES: raise ValueError(f"unknown on_error {on_error!r}: use 'raise' or 'skip'")
     aug = dict(crop=crop, flip=flip)
     if name == 'flowers':  # painting is slow at 64 px and more (about 37 s per 1,024 flowers at 128 px here): kept on disk like real data
-        return GeneratedFlowers(n, res=res, seed=seed, cache=data_root(root) / 'generated' if res >= 64 else None, **aug)
-    if name == 'flowers102': return Flowers102(root, res, split, download, on_error=on_error, **aug)
-    if name == 'cifar10': return CIFAR10(root, res, split, download, **aug)
-    if name == 'mnist': return MNIST(root, res, split, download, **aug)
-    if name == 'mnist5k': return MNIST5k(res, split, **aug)
-    if name == 'digits': return Digits(res, **aug)
+        return generated_flowers(n, res=res, seed=seed, cache=data_root(root) / 'generated' if res >= 64 else None, **aug)
+    if name == 'flowers102': return flowers102(root, res, split, download, on_error=on_error, **aug)
+    if name == 'cifar10': return cifar10(root, res, split, download, **aug)
+    if name == 'mnist': return mnist(root, res, split, download, **aug)
+    if name == 'mnist5k': return mnist5k(res, split, **aug)
+    if name == 'digits': return digits(res, **aug)
     if root is None: raise ValueError("data set 'folder' needs root: the folder of images (--data_root PATH)")
-    return ImageFolder(root, res, on_error=on_error, **aug)
+    return image_folder(root, res, on_error=on_error, **aug)
 
 # %% ../nbs/01c_data.ipynb #1e699aaa
 HELDOUT_SPLITS = {'flowers102': ('train', 'val', 'test'), 'cifar10': ('train', 'test'), 'mnist': ('train', 'test'), 'mnist5k': ('train', 'test')}

@@ -62,12 +62,12 @@ class Processes:
     def pair_globally(self, pairing, # callable (x0, x1, generator, labels) -> permutation of x0 (see `get_pairing`)
                       x0:torch.Tensor, # this process's noise rows
                       x1:torch.Tensor, # this process's data rows
-                      g:torch.Generator, # the step's stream (the same on every process)
+                      generator:torch.Generator, # the step's stream (the same on every process)
                       labels:torch.Tensor|None=None, # this process's labels of `x1` (for pairings within classes)
                      ) -> torch.Tensor:
         "This process's noise after pairing the global batch: gather every process's rows, pair on process 0, share the permutation, keep own rows."
         X0, X1, Y1 = self.gather(x0), self.gather(x1), None if labels is None else self.gather(labels)
-        perm = (pairing(X0, X1, generator=g, labels=Y1) if self.main else torch.empty(len(X0), dtype=torch.long)).to(x0.device)
+        perm = (pairing(X0, X1, generator=generator, labels=Y1) if self.main else torch.empty(len(X0), dtype=torch.long)).to(x0.device)
         if self.world > 1: dist.broadcast(perm, 0)
         return X0[perm[self.rows(len(X0))]]
 

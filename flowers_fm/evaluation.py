@@ -9,7 +9,8 @@ from pathlib import Path
 import torch
 
 from .core import atomic_write, from_uint8, get_device, save_image_grid
-from .data import ImageDataset, data_root, heldout_dataset, load_dataset
+from .data import ImageDataset, data_root, heldout_dataset
+from .batches import dataset_of
 from .sampling import SOLVERS, TIME_GRIDS, save_samples
 from .metrics import closest_pairs, image_metrics
 from .fid import FID_MODES, InceptionFeatures, fid_protocol, folder_images, image_features, reference_features
@@ -17,8 +18,8 @@ from .checkpoint import checkpoint_of, load_trained_model
 from .multiscale import load_cascade
 
 # %% auto #0
-__all__ = ['check_sampling', 'sampler_of', 'sample_folder_name', 'sample_run', 'dataset_of', 'heldout_dataset_of',
-           'score_samples', 'evaluate_run']
+__all__ = ['check_sampling', 'sampler_of', 'sample_folder_name', 'sample_run', 'heldout_dataset_of', 'score_samples',
+           'evaluate_run']
 
 # %% ../nbs/09a_evaluation.ipynb #9787d657
 def check_sampling(method:str, grid:str, labels:str|None) -> int|str|None:
@@ -76,11 +77,6 @@ def sample_run(run_dir:str='runs/flowers', # the run folder written by train_flo
     return folder
 
 # %% ../nbs/09a_evaluation.ipynb #7892780c
-def dataset_of(cfg:dict, # a run's options (`TrainConfig.to_dict()`)
-              ) -> ImageDataset:
-    "The images a run trained on, as its options say."
-    return load_dataset(cfg['data'], cfg['res'], cfg['data_root'], cfg['split'], cfg['download'], on_error=cfg['on_error'], n=cfg['n_images'], seed=cfg['seed'])
-
 def heldout_dataset_of(cfg:dict) -> ImageDataset|None:
     "Real images a run did not train on (see `heldout_dataset`), or None."
     return heldout_dataset(cfg['data'], cfg['res'], cfg['split'], cfg['data_root'], cfg['n_images'], cfg['seed'])

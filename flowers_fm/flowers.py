@@ -13,7 +13,7 @@ from .core import cached
 from .images import ImageDataset
 
 # %% auto #0
-__all__ = ['FLOWER_KINDS', 'FLOWER_CLASSES', 'flower_params', 'render_flowers', 'GeneratedFlowers']
+__all__ = ['FLOWER_KINDS', 'FLOWER_CLASSES', 'flower_params', 'render_flowers', 'generated_flowers']
 
 # %% ../nbs/01b_flowers.ipynb #0a005d9a
 # kind: (name, petals (lo, hi), length, width, shape q, hue (centre, spread), saturation, value,
@@ -66,55 +66,55 @@ def _over(img, alpha, rgb):
     a = alpha[..., None]
     return img * (1 - a) + rgb * a
 
-def render_flowers(p:dict, # parameters from `flower_params`
+def render_flowers(params:dict, # parameters from `flower_params`
                    res:int, # side of the square images in pixels
                   ) -> torch.Tensor:
-    "Paint the flowers described by `p` as uint8 images (n, 3, res, res)."
-    n, px = len(p['kind']), 2 / res  # image spans [-1, 1]; px is one pixel
+    "Paint the flowers described by `params` as uint8 images (n, 3, res, res)."
+    n, px = len(params['kind']), 2 / res  # image spans [-1, 1]; px is one pixel
     c = (torch.arange(res) + 0.5) * px - 1
     Y, X = torch.meshgrid(c, c, indexing='ij')
     X, Y = X.expand(n, res, res), Y.expand(n, res, res)
     e = lambda v: v.view(n, 1, 1)
     # background: vertical gradient plus soft lighter and darker blobs (out-of-focus leaves or clouds)
-    h, s, v = p['bg'].unbind(1)
+    h, s, v = params['bg'].unbind(1)
     shade = 1 + 0.25 * Y + sum(bl[:, 3].view(n, 1, 1) * torch.exp(-((X - e(bl[:, 0]))**2 + (Y - e(bl[:, 1]))**2) / e(bl[:, 2])**2)
-                               for bl in p['blobs'].unbind(1))
+                               for bl in params['blobs'].unbind(1))
     img = _hsv_to_rgb(e(h).expand(n, res, res), e(s).expand(n, res, res), (e(v) * shade).clamp(0, 1))
-    dx, dy = X - e(p['cx']), Y - e(p['cy'])
+    dx, dy = X - e(params['cx']), Y - e(params['cy'])
     # stem: a gently bent green band from the flower down to the bottom edge
-    stem_x = e(p['stem_bend']) * (dy.clamp(min=0) ** 2)
+    stem_x = e(params['stem_bend']) * (dy.clamp(min=0) ** 2)
     cover = ((0.035 + 0.5 * px - (dx - stem_x).abs()) / px).clamp(0, 1) * (dy > 0)
     img = _over(img, cover, _hsv_to_rgb(*(torch.full((n, res, res), t) for t in (0.3, 0.7, 0.45))))
     r = (dx**2 + dy**2).sqrt()
     theta = torch.atan2(dy, dx)
     def ring(length, width, rotation, darken):
         nonlocal img
-        k = p['petals']
+        k = params['petals']
         for j in range(int(k.max())):
             ang = rotation + 2 * math.pi * j / k
             ca, sa = e(ang.cos()), e(ang.sin())
             a = dx * ca + dy * sa; b = -dx * sa + dy * ca
             u = (a / e(length)).clamp(0, 1)
-            half = e(width) * (4 * u * (1 - u)).clamp(min=0) ** e(p['shape'])
+            half = e(width) * (4 * u * (1 - u)).clamp(min=0) ** e(params['shape'])
             cover = ((half - b.abs()) / px).clamp(0, 1) * (a > 0) * e(j < k)  # zero where the petal has no width
             edge = (b.abs() / half.clamp(min=1e-3)).clamp(0, 1)  # 0 on the midrib, 1 at the edge
-            value = e(p['val']) * (0.75 + 0.25 * u) * (1 - 0.25 * edge**2) * darken * (1 - 0.1 * (j % 2))
-            img = _over(img, cover, _hsv_to_rgb(e(p['hue']).expand_as(u), e(p['sat']).expand_as(u), value.clamp(0, 1)))
-    ring(p['length'], p['width'], p['rotation'], 1.0)
-    inner = p['inner']
+            value = e(params['val']) * (0.75 + 0.25 * u) * (1 - 0.25 * edge**2) * darken * (1 - 0.1 * (j % 2))
+            img = _over(img, cover, _hsv_to_rgb(e(params['hue']).expand_as(u), e(params['sat']).expand_as(u), value.clamp(0, 1)))
+    ring(params['length'], params['width'], params['rotation'], 1.0)
+    inner = params['inner']
     if inner.any():
         before = img
-        ring(p['length'] * 0.6, p['width'] * 0.8, p['rotation'] + math.pi / p['petals'], 0.85)
+        ring(params['length'] * 0.6, params['width'] * 0.8, params['rotation'] + math.pi / params['petals'], 0.85)
         img = torch.where(e(inner)[..., None], img, before)
     # centre: a disc with a ring of seeds (a radial and angular texture)
     seeds = 0.85 + 0.15 * torch.sin(40 * r) * torch.sin(12 * theta)
-    cval = (e(p['centre_val']) * seeds * (1 - 0.4 * (r / e(p['centre'])).clamp(0, 1) ** 4)).clamp(0, 1)
-    cover = ((e(p['centre']) - r) / px + 0.5).clamp(0, 1)
-    img = _over(img, cover, _hsv_to_rgb(e(p['centre_hue']).expand_as(r), torch.full_like(r, 0.85), cval))
+    cval = (e(params['centre_val']) * seeds * (1 - 0.4 * (r / e(params['centre'])).clamp(0, 1) ** 4)).clamp(0, 1)
+    cover = ((e(params['centre']) - r) / px + 0.5).clamp(0, 1)
+    img = _over(img, cover, _hsv_to_rgb(e(params['centre_hue']).expand_as(r), torch.full_like(r, 0.85), cval))
     return (img * 255).round().clamp(0, 255).to(torch.uint8).permute(0, 3, 1, 2).contiguous()
 
 # %% ../nbs/01b_flowers.ipynb #c41f5341
-def GeneratedFlowers(n:int=4096, # number of images
+def generated_flowers(n:int=4096, # number of images
                      res:int=32, # side of the square images (8 to 256 px; designed for 32, 64, 128)
                      seed:int=0, # the data set's seed: same seed, same images, on every machine
                      crop:str='center', # `center` or `random` (mild random resized crop)

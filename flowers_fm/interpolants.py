@@ -9,8 +9,8 @@ import torch
 
 # %% auto #0
 __all__ = ['INTERPOLANTS', 'TIME_SAMPLERS', 'Interpolant', 'LinearInterpolant', 'TargetFMInterpolant', 'TrigInterpolant',
-           'CosineInterpolant', 'SchrodingerBridgeInterpolant', 'get_interpolant', 'uniform_time', 'logit_normal_time',
-           'shifted_time', 'resolution_shift', 'get_time_sampler']
+           'CosineInterpolant', 'SchrodingerBridgeInterpolant', 'get_interpolant', 'UniformTime', 'LogitNormalTime',
+           'ShiftedTime', 'resolution_shift', 'get_time_sampler']
 
 # %% ../nbs/02_interpolants.ipynb #cdea7ad8
 def _draw(fn, shape, generator, like):
@@ -109,13 +109,13 @@ def get_interpolant(name:str, # one of `INTERPOLANTS`: linear, target_fm, trig, 
     return INTERPOLANTS[name](**kwargs)
 
 # %% ../nbs/02_interpolants.ipynb #cacdece7
-class uniform_time:
+class UniformTime:
     "t ~ U(0, 1)."
     def __call__(self, n:int, generator=None, device=None) -> torch.Tensor:
         return torch.rand(n, generator=generator, device=device if generator is None else generator.device).to(device)
-    def __repr__(self): return 'uniform_time()'
+    def __repr__(self): return 'UniformTime()'
 
-class logit_normal_time:
+class LogitNormalTime:
     "logit(t) ~ N(mean, std^2): most samples in the middle of the path."
     def __init__(self, mean:float=0., # location of logit(t)
                  std:float=1.): # scale of logit(t)
@@ -123,18 +123,18 @@ class logit_normal_time:
     def __call__(self, n:int, generator=None, device=None) -> torch.Tensor:
         z = torch.randn(n, generator=generator, device=device if generator is None else generator.device)
         return torch.sigmoid(self.mean + self.std * z).to(device)
-    def __repr__(self): return f'logit_normal_time(mean={self.mean}, std={self.std})'
+    def __repr__(self): return f'LogitNormalTime(mean={self.mean}, std={self.std})'
 
-class shifted_time:
+class ShiftedTime:
     "SD3's shift of another sampler towards noise: tau=1-t becomes s tau / (1 + (s-1) tau)."
     def __init__(self, shift:float, # s > 1 adds noise (bigger images), s = 1 changes nothing
-                 base=None): # the sampler to shift (`uniform_time()` when None)
+                 base=None): # the sampler to shift (`UniformTime()` when None)
         if shift <= 0: raise ValueError(f"shift must be positive, got {shift}")
-        self.shift, self.base = shift, base or uniform_time()
+        self.shift, self.base = shift, base or UniformTime()
     def __call__(self, n:int, generator=None, device=None) -> torch.Tensor:
         tau = 1 - self.base(n, generator=generator, device=device)
         return 1 - self.shift * tau / (1 + (self.shift - 1) * tau)
-    def __repr__(self): return f'shifted_time(shift={self.shift}, base={self.base!r})'
+    def __repr__(self): return f'ShiftedTime(shift={self.shift}, base={self.base!r})'
 
 def resolution_shift(res:int, # image side in pixels
                      base_res:int=32, # side at which the unshifted sampler is right
@@ -143,7 +143,7 @@ def resolution_shift(res:int, # image side in pixels
     return math.sqrt(res * res / (base_res * base_res))
 
 # %% ../nbs/02_interpolants.ipynb #a2a8ee35
-TIME_SAMPLERS = {'uniform': uniform_time, 'logit_normal': logit_normal_time, 'shifted': shifted_time}
+TIME_SAMPLERS = {'uniform': UniformTime, 'logit_normal': LogitNormalTime, 'shifted': ShiftedTime}
 
 def get_time_sampler(name:str, # uniform, logit_normal, or shifted
                      res:int|None=None, # image side; with `shifted` and no `shift`, the shift is `resolution_shift(res)`

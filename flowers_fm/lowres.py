@@ -41,7 +41,7 @@ def condition_image(low:torch.Tensor, # the image below (B, C, h, w)
 
 # %% ../nbs/04a_lowres.ipynb #bc9c4fee
 def lowres_condition(x1:torch.Tensor, # this process's rows of the batch at the stage's resolution
-                     g:torch.Generator, # the step's random stream
+                     generator:torch.Generator, # the step's random stream
                      n:int|None=None, # the global batch: draws are made for all of it, each process keeps its rows
                      rows:slice=slice(None), # this process's rows
                      cond_res:int=32, # the side of the image below
@@ -49,6 +49,6 @@ def lowres_condition(x1:torch.Tensor, # this process's rows of the batch at the 
                     ) -> torch.Tensor:
     "The conditioning images of a training batch: `x1` shrunk to `cond_res` and noise-augmented at random levels."
     n = n or len(x1)
-    level = (torch.rand(n, generator=g) * max_noise)[rows].to(x1.device)
-    eps = torch.randn(n, x1.shape[1], cond_res, cond_res, generator=g)[rows].to(x1.device)
+    level = (torch.rand(n, generator=generator) * max_noise)[rows].to(x1.device)
+    eps = torch.randn(n, x1.shape[1], cond_res, cond_res, generator=generator)[rows].to(x1.device)
     return condition_image(downsample(x1, cond_res), x1.shape[-1], level, eps)

@@ -90,10 +90,10 @@ def _batch_times(t, x):
 # %% ../nbs/04_models.ipynb #7e446973
 def _norm(ch): return nn.GroupNorm(math.gcd(32, ch), ch)
 
-def zero_init(m:nn.Module) -> nn.Module:
-    "`m` with its parameters set to zero."
-    for p in m.parameters(): nn.init.zeros_(p)
-    return m
+def zero_init(module:nn.Module) -> nn.Module:
+    "`module` with its parameters set to zero."
+    for p in module.parameters(): nn.init.zeros_(p)
+    return module
 
 class ResBlock(nn.Module):
     "ADM residual block: norm, SiLU, conv, embedding as scale-shift of the second norm, SiLU, dropout, zero-init conv."

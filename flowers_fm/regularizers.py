@@ -12,11 +12,11 @@ __all__ = ['same_class_partner', 'locality_loss', 'class_centroids']
 
 # %% ../nbs/05c_regularizers.ipynb #0a537c77
 def same_class_partner(y:torch.Tensor, # labels (B,)
-                       g:torch.Generator|None=None, # randomness of the pairing
+                       generator:torch.Generator|None=None, # randomness of the pairing
                       ) -> torch.Tensor:
     "For each sample a random other sample of its class in the batch (itself when it is alone in its class)."
     B = len(y)
-    key = y.double().cpu() * 2 + torch.rand(B, generator=g, dtype=torch.double)
+    key = y.double().cpu() * 2 + torch.rand(B, generator=generator, dtype=torch.double)
     order = key.argsort()
     ys = y.cpu()[order]
     idx = torch.arange(B)
@@ -46,12 +46,12 @@ def locality_loss(model, # the velocity network
 
 # %% ../nbs/05c_regularizers.ipynb #023377d3
 def class_centroids(batches, # the training images (`ImageBatches`)
-                    g:torch.Generator, # randomness of the flips and crops
+                    generator:torch.Generator, # randomness of the flips and crops
                     device, # where the centroids live
                    ) -> torch.Tensor:
     "Mean image of each class (num_classes, C, H, W), with the data set's augmentation drawn once."
     ds = batches.ds
     sums = torch.zeros(ds.num_classes, *ds.images.shape[1:], device=device)
     for i in range(0, len(ds), 1024):
-        sums.index_add_(0, ds.labels[i:i + 1024].to(device), batches.prepare(ds.images[i:i + 1024], g, device))
+        sums.index_add_(0, ds.labels[i:i + 1024].to(device), batches.prepare(ds.images[i:i + 1024], generator, device))
     return sums / torch.bincount(ds.labels, minlength=ds.num_classes).clamp_min(1).to(device).view(-1, 1, 1, 1)

@@ -56,10 +56,10 @@ def plot_metrics(run_dir, # run folder with metrics.jsonl
 # %% ../nbs/05f_runlog.ipynb #6f032afa
 def progress_line(step:int, # steps done
                   steps:int, # steps in all
-                  m:dict, # the logged metrics of this step
+                  metrics:dict, # the logged metrics of this step
                   elapsed:float, # seconds since the loop started
                   done_here:int, # steps done since the loop started (not counting resumed ones)
                  ) -> str:
     "One plain progress line: step, loss, images/s and the time left."
     h, rest = divmod(round(elapsed / max(done_here, 1) * (steps - step)), 3600)
-    return f"step {step}/{steps}  loss {m['loss_fm']:.4f}  {m['images_per_s']:.1f} images/s  {h}:{rest // 60:02d}:{rest % 60:02d} left"
+    return f"step {step}/{steps}  loss {metrics['loss_fm']:.4f}  {metrics['images_per_s']:.1f} images/s  {h}:{rest // 60:02d}:{rest % 60:02d} left"

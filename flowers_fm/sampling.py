@@ -77,16 +77,16 @@ def integrate(model, # velocity network called as model(x, t, y)
 
 # %% ../nbs/04b_sampling.ipynb #1dfedda8
 def guided(model, # class-conditional velocity network with a null class at index `model.num_classes`
-           w:float, # guidance scale: 0 unconditional, 1 conditional, > 1 guided
+           scale:float, # guidance scale: 0 unconditional, 1 conditional, > 1 guided
           ):
-    "The velocity `model(x, t, y)` with classifier-free guidance of scale `w`, as a function (x, t, y)."
+    "The velocity `model(x, t, y)` with classifier-free guidance of that scale, as a function (x, t, y)."
     if getattr(model, 'num_classes', None) is None:
         raise ValueError("guidance needs a class-conditional model (built with num_classes=...) trained with label dropout")
     def velocity(x, t, y=None):
-        if y is None or w == 0: return model(x, t, None)
-        if w == 1: return model(x, t, y)
+        if y is None or scale == 0: return model(x, t, None)
+        if scale == 1: return model(x, t, y)
         vc, vu = model(torch.cat([x, x]), torch.cat([t, t]), torch.cat([y, torch.full_like(y, model.num_classes)])).chunk(2)
-        return vu + w * (vc - vu)
+        return vu + scale * (vc - vu)
     return velocity
 
 # %% ../nbs/04b_sampling.ipynb #b061d5de

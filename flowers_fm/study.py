@@ -4,18 +4,15 @@
 
 # %% ../nbs/12_pairing_study.ipynb #6d9a163f
 from __future__ import annotations
-import functools, json, math, tempfile, time
+import functools, json, tempfile, time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np, torch
-import matplotlib.pyplot as plt
-from fastcore.meta import delegates
-from fastcore.script import call_parse
 
 from .config import TrainConfig
 from .batches import ImageBatches
-from .core import append_jsonl, from_uint8, read_jsonl, run_command, to_uint8
+from .core import append_jsonl, from_uint8, read_jsonl, to_uint8
 from .data import data_root, heldout_dataset, load_dataset, sample_toy
 from .domain import DomainMetrics, domain_net
 from .metrics import w2
@@ -26,8 +23,7 @@ from .train import train
 # %% auto #0
 __all__ = ['INTERPOLANT_SIGMA', 'STUDY_VARIANTS', 'CLASS_AWARE', 'STUDY_CONFIGS', 'Task', 'study_cells', 'target_points',
            'noise_points', 'task_data', 'score_points', 'quality', 'floor', 'cell_config', 'cell_batches', 'data_batch',
-           'pairing_report', 'run_cell', 'read_results', 'cell_key', 'run_study', 'study_main', 'study_flowers',
-           'metric_at', 'final_loss', 'nfe_threshold', 'euler_nfe', 'summary_table', 'plot_study']
+           'pairing_report', 'run_cell', 'read_results', 'cell_key', 'run_study']
 
 # %% ../nbs/12_pairing_study.ipynb #bd458d07
 @dataclass(frozen=True)
@@ -140,12 +136,12 @@ def cell_batches(task:Task, cfg:TrainConfig) -> ImageBatches|None:
     "The batches of an image cell (one image set for all runs of the task); None for 2-D tasks, whose batches `train` makes."
     return ImageBatches(task_data(task)['ds'], task.batch_size, seed=cfg.seed, num_subclasses=cfg.num_subclasses) if task.images else None
 
-def data_batch(task:Task, g:torch.Generator, batches:ImageBatches|None=None) -> tuple:
+def data_batch(task:Task, generator:torch.Generator, batches:ImageBatches|None=None) -> tuple:
     "A batch of the task's data as floats, and its labels (None for 2-D): from `batches` when given."
-    if not task.images: return sample_toy(task.data.split(':', 1)[1], task.batch_size, g), None
-    if batches is not None: return batches.batch(int(torch.randint(10**6, (1,), generator=g)), g, 'cpu')
+    if not task.images: return sample_toy(task.data.split(':', 1)[1], task.batch_size, generator), None
+    if batches is not None: return batches.batch(int(torch.randint(10**6, (1,), generator=generator)), generator, 'cpu')
     ds = task_data(task)['ds']
-    i = torch.randint(len(ds), (task.batch_size,), generator=g)
+    i = torch.randint(len(ds), (task.batch_size,), generator=generator)
     return from_uint8(ds.images[i]), ds.labels[i]
 
 def pairing_report(task:Task, pairing:str, batches:ImageBatches|None=None, n:int=20, seed:int=0) -> dict:
@@ -208,101 +204,3 @@ def run_study(tasks:list, # the tasks (a `STUDY_CONFIGS` entry)
         if verbose: print(f"[{i + 1}/{len(todo)}] {task.name} {cell['pairing']} {cell['interpolant']} seed {cell['seed']}: "
                           f"{task.metric} {row['curve'][-1][task.metric]:.3f} in {row['train_s']:.1f} s", flush=True)
     return read_results(results)
-
-def study_main(config:str='reduced', # a `STUDY_CONFIGS` name: reduced (CPU, about an hour) or full (GPU)
-               results:str='study/results.jsonl', # results file; cells already in it are skipped
-               run_root:str=None, # folder for the runs' logs (a temporary one when empty)
-               threads:int=0, # torch's CPU threads (0: leave torch's choice, one per core unless OMP_NUM_THREADS says otherwise)
-              ) -> list[dict]:
-    "Run the pairing study (resumable), print its summary tables and return its rows."
-    if config not in STUDY_CONFIGS: raise ValueError(f"invalid config={config!r}: choose one of {', '.join(STUDY_CONFIGS)}")
-    if threads < 0: raise ValueError(f"invalid threads={threads}: use a positive number, or 0 for torch's choice")
-    if threads: torch.set_num_threads(threads)
-    rows = run_study(STUDY_CONFIGS[config], results, run_root)
-    for task in STUDY_CONFIGS[config]: print(summary_table(rows, task))
-    return rows
-
-@call_parse
-@delegates(study_main)
-def study_flowers(**kwargs):
-    "Run the pairing study (resumable) and print its summary tables"
-    run_command('study_flowers', study_main, **kwargs)
-
-# %% ../nbs/12_pairing_study.ipynb #780be3a5
-def _ms(v:list, fmt:str='.3f') -> str:
-    v = [x for x in v if x is not None and math.isfinite(x)]
-    return '' if not v else f"{np.mean(v):{fmt}}" + (f" ± {np.std(v):{fmt}}" if len(v) > 1 else '')
-
-def metric_at(row:dict, seconds:float, key:str) -> float:
-    "The run's metric `key` at `seconds` of training, linear between its measurements (before the first: from the noise's)."
-    c = row['curve']
-    return float(np.interp(seconds, [0.] + [p['train_s'] for p in c], [row['start']] + [p[key] for p in c]))
-
-def final_loss(row:dict, frac:float=0.1) -> float:
-    "Mean logged loss over the last `frac` of the run (logged losses are themselves means over steps)."
-    return float(np.mean([l for s, l in row['losses'] if s > row['steps'] * (1 - frac)]))
-
-def nfe_threshold(rows:list, key:str) -> float:
-    "The fixed quality of a task's NFE comparison: 1.25 times the median metric of its runs with the most Euler steps."
-    return 1.25 * float(np.median([r['euler'][-1][key] for r in rows]))
-
-def euler_nfe(row:dict, bar:float, key:str):
-    "Fewest Euler steps whose metric is within `bar`, or None."
-    return next((e['steps'] for e in row['euler'] if e[key] <= bar), None)
-
-def summary_table(rows:list, task:Task) -> str:
-    "A Markdown table of the task's results, one line per interpolant and pairing."
-    rows, key = [r for r in rows if r['task'] == task.name], task.metric
-    if not rows: return f'{task.name}: no results yet'
-    t_eq, bar, K, most = min(r['train_s'] for r in rows), nfe_threshold(rows, key), key.upper(), task.euler[-1]
-    tol = task.dopri_tols[len(task.dopri_tols) // 2]
-    extra = ('precision', 'recall', 'class_tv') if task.images else ()
-    out = [f"**{task.name}** ({len(rows)} runs of {task.steps} steps; equal wall-clock = {t_eq:.1f} s of training; NFE bar {K} <= {bar:.3f})", '',
-           f'| interpolant | pairing | {K} equal steps | {K} equal time | final loss | Euler NFE to bar | dopri5 NFE (tol {tol:g}) | dopri5 {K} | '
-           + ''.join(f'{e} | ' for e in extra) + 'straightness | OT gain kept | pairing ms | s per step |',
-           '|---|---|---|---|---|---|---|---|' + '---|' * len(extra) + '---|---|---|---|']
-    for i in task.interpolants:
-        for p in task.pairings:
-            rs = [r for r in rows if r['interpolant'] == i and r['pairing'] == p]
-            if not rs: continue
-            nfes = [euler_nfe(r, bar, key) for r in rs]
-            nfe = ' / '.join(str(n) if n else f'>{most}' for n in nfes)  # per seed
-            dop = [next(d for d in r['dopri'] if d['tol'] == tol) for r in rs]
-            out.append(f"| {i} | {p} | {_ms([r['curve'][-1][key] for r in rs])} | {_ms([metric_at(r, t_eq, key) for r in rs])} | "
-                       f"{_ms([final_loss(r) for r in rs])} | {nfe} | {_ms([d['nfe'] for d in dop], '.0f')} | {_ms([d[key] for d in dop])} | "
-                       + ''.join(f"{_ms([r['curve'][-1][e] for r in rs])} | " for e in extra)
-                       + f"{_ms([r['straightness'] for r in rs])} | {_ms([r['cost_reduction'] for r in rs], '.2f')} | "
-                       f"{_ms([r['pairing_ms'] for r in rs], '.2f')} | {_ms([r['train_s'] / r['steps'] for r in rs], '.4f')} |")
-    return '\n'.join(out)
-
-# %% ../nbs/12_pairing_study.ipynb #1ff451a8
-def plot_study(rows:list, # results rows
-               tasks:list, # the tasks to show, one row of plots each
-               interpolant:str='linear', # the interpolant of the first two columns
-               path:str|Path|None=None, # also save the figure here
-              ):
-    "The task's metric against training time and against Euler NFE per pairing, and loss against the metric per run."
-    tasks = [t for t in tasks if any(r['task'] == t.name for r in rows)]
-    fig, axs = plt.subplots(len(tasks), 3, figsize=(15, 4 * len(tasks)), squeeze=False)
-    colors = {p: plt.cm.tab10(i) for i, p in enumerate(tuple(PAIRINGS) + CLASS_AWARE)}
-    for ax, task in zip(axs, tasks):
-        rs, key = [r for r in rows if r['task'] == task.name], task.metric
-        K = key.upper()
-        for p in task.pairings:
-            mine = [r for r in rs if r['pairing'] == p and r['interpolant'] == interpolant]
-            if not mine: continue
-            ts = np.linspace(0, max(r['train_s'] for r in mine), 50)
-            m = np.array([[metric_at(r, t, key) for t in ts] for r in mine])
-            ax[0].plot(ts, m.mean(0), color=colors[p], label=p); ax[0].fill_between(ts, m.min(0), m.max(0), color=colors[p], alpha=0.15)
-            e = np.array([[x[key] for x in r['euler']] for r in mine])
-            ax[1].plot(task.euler, e.mean(0), 'o-', color=colors[p], label=p, ms=3)
-        ax[0].axvline(min(r['train_s'] for r in rs), color='gray', ls=':')
-        for r in rs: ax[2].scatter(final_loss(r), r['curve'][-1][key], color=colors[r['pairing']], marker='o' if r['interpolant'] == interpolant else 'x', s=18)
-        ax[0].set(title=f'{task.name}: {K} vs training time ({interpolant})', xlabel='training seconds (pairing included)', ylabel=K, yscale='log')
-        ax[1].set(title=f'{task.name}: {K} vs Euler steps (last step)', xlabel='Euler steps (= NFE)', ylabel=K, xscale='log', yscale='log')
-        ax[2].set(title=f'{task.name}: final loss vs {K} (o {interpolant}, x others)', xlabel='final training loss', ylabel=f'{K} at the last step', yscale='log')
-        ax[1].axhline(nfe_threshold(rs, key), color='gray', ls=':')
-        ax[0].legend(fontsize=8)
-    fig.tight_layout()
-    if path: fig.savefig(path, dpi=60)
-    return fig
