@@ -4,7 +4,7 @@
 
 # %% ../nbs/05b_batches.ipynb #833aad3f
 from __future__ import annotations
-import signal
+import ctypes, signal, sys
 from pathlib import Path
 from typing import NamedTuple
 import numpy as np, torch
@@ -197,7 +197,10 @@ class StepDraws(torch.utils.data.Dataset):
         g = torch.Generator()
         return tuple(_by_value(x) for x in (*self.draw(step, g), g.get_state()))
 
-def _ignore_sigint(worker_id): signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole process group: the loop decides
+def _worker_init(worker_id):
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole process group: the loop decides
+    if sys.platform.startswith('linux'):  # die with the training process, even after its kill -9 (prctl PR_SET_PDEATHSIG)
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)
 
 def drawn_ahead(draw, # callable (step, generator) -> tuple of CPU tensors (or None); it seeds the generator itself
                 start:int, # the first step
@@ -209,7 +212,7 @@ def drawn_ahead(draw, # callable (step, generator) -> tuple of CPU tensors (or N
     if not isinstance(workers, int) or workers < 1: raise ValueError(f"workers={workers!r}: use a positive number of processes (or draw in the loop)")
     loader = torch.utils.data.DataLoader(StepDraws(draw), batch_size=None, sampler=range(start, stop), num_workers=workers,
                                          prefetch_factor=ahead, collate_fn=_as_drawn, generator=torch.Generator().manual_seed(0),
-                                         worker_init_fn=_ignore_sigint)
+                                         worker_init_fn=_worker_init)
     return (tuple(_as_tensor(x) for x in item) for item in loader)
 
 # %% ../nbs/05b_batches.ipynb #ba5a2ec6

@@ -4,20 +4,22 @@
 
 # %% ../nbs/05d_checkpoints.ipynb #457681ed
 from __future__ import annotations
-import io, pickle, re, warnings
+import io, os, pickle, re, socket, warnings
+from contextlib import contextmanager
 from typing import NamedTuple
 from pathlib import Path
 import torch
 
-from .core import UserError, atomic_write
-from .config import STRUCTURAL, TrainConfig
+from .core import UserError, WriteError, atomic_write
+from .config import FIXED_ON_RESUME, STRUCTURAL, TrainConfig
 from .models import get_model
 from .batches import SEED_SCHEME
 
 # %% auto #0
 __all__ = ['IncompatibleCheckpointError', 'UnreadableCheckpointError', 'CheckpointWriteError', 'checkpoint_path',
            'list_checkpoints', 'latest_checkpoint', 'MissingCheckpointError', 'checkpoint_of', 'on_cpu',
-           'save_checkpoint', 'load_checkpoint', 'load_latest_checkpoint', 'TrainedModel', 'load_trained_model']
+           'save_checkpoint', 'load_checkpoint', 'load_latest_checkpoint', 'RunDirInUseError', 'RunDirTakenError',
+           'run_dir_lock', 'check_run_dir', 'TrainedModel', 'load_trained_model']
 
 # %% ../nbs/05d_checkpoints.ipynb #30857042
 class IncompatibleCheckpointError(ValueError):
@@ -26,7 +28,7 @@ class IncompatibleCheckpointError(ValueError):
 class UnreadableCheckpointError(IncompatibleCheckpointError):
     "A checkpoint file that cannot be read: damaged, cut short, or not a flowers_fm checkpoint."
 
-class CheckpointWriteError(OSError):
+class CheckpointWriteError(WriteError):
     "A checkpoint that could not be written (no space, no permission); the previous one is intact."
 
 def checkpoint_path(run_dir, step:int) -> Path: return Path(run_dir) / f'ckpt_{step:08d}.pt'
@@ -47,9 +49,12 @@ def checkpoint_of(path:str|Path, # a checkpoint file, or a run folder
                  ) -> Path:
     "The checkpoint file `path` names: itself, or a run folder's newest; a `MissingCheckpointError` says to train first."
     path = Path(path)
-    ckpt = latest_checkpoint(path) if path.is_dir() else path
-    if ckpt is None or not ckpt.exists(): raise MissingCheckpointError(f"no checkpoint in {path}: train first (train_flowers --run_dir {path})")
-    return ckpt
+    if path.is_dir() or not path.suffix:
+        ckpt = latest_checkpoint(path)
+        if ckpt is None: raise MissingCheckpointError(f"no checkpoint in {path}: train first (train_flowers --run_dir {path})")
+        return ckpt
+    if not path.exists(): raise MissingCheckpointError(f"checkpoint file {path} does not exist: give an existing file, or the run folder for its latest checkpoint")
+    return path
 
 def on_cpu(obj):
     "`obj` with every tensor in its dicts, lists and tuples on the CPU: what a checkpoint of GPU or XLA tensors holds."
@@ -65,11 +70,11 @@ def save_checkpoint(path, state:dict, keep_last:int|None=None) -> Path:
     try:
         with atomic_write(path) as f: f.write(buf.getbuffer())
     except OSError as e:
-        raise CheckpointWriteError(f"could not write checkpoint {path.name} in {path.parent} ({e.strerror or e}): it needs "
+        raise CheckpointWriteError(f"could not write checkpoint {path.name} in {path.parent} ({getattr(e, 'reason', None) or e.strerror or e}): it needs "
                                    f"{len(buf.getbuffer()) / 2**20:.1f} MB free there and write permission; the previous checkpoint "
                                    f"({latest_checkpoint(path.parent) or 'none yet'}) is intact") from None
     if keep_last:
-        for old in list_checkpoints(path.parent)[:-keep_last]: old.unlink()
+        for old in list_checkpoints(path.parent)[:-keep_last]: old.unlink(missing_ok=True)
     return path
 
 def load_checkpoint(path, cfg:TrainConfig|None=None) -> dict:
@@ -87,10 +92,11 @@ def load_checkpoint(path, cfg:TrainConfig|None=None) -> dict:
             raise IncompatibleCheckpointError(f"checkpoint {path} was made by an earlier flowers_fm, whose batches came from other seeds: it cannot "
                                               f"resume bit-exactly. Start a new run in another run_dir (its weights still load for sampling: load_trained_model)")
         saved = state['config']
-        for k in STRUCTURAL:
+        for k in FIXED_ON_RESUME:
             was = saved.get(k, TrainConfig.__dataclass_fields__[k].default)  # an option added after the checkpoint was made: its default
             if was != getattr(cfg, k):
-                raise IncompatibleCheckpointError(f"checkpoint {path} was made with {k}={was!r}, this run has {k}={getattr(cfg, k)!r}: "
+                why = '' if k in STRUCTURAL else ' (a resumed run keeps its images and batches)'
+                raise IncompatibleCheckpointError(f"checkpoint {path} was made with {k}={was!r}, this run has {k}={getattr(cfg, k)!r}{why}: "
                                                   f"use the same {k} or another run_dir")
     return state
 
@@ -98,14 +104,66 @@ def load_latest_checkpoint(run_dir, # the run folder
                            cfg:TrainConfig|None=None, # the run's options, checked against each checkpoint
                           ) -> tuple[Path|None, dict|None]:
     "The newest readable checkpoint of `run_dir` and its state (None, None if there is none); newer unreadable ones are skipped with a warning."
+    misnamed = sorted(p.name for p in Path(run_dir).glob('ckpt_*.pt') if not re.fullmatch(r'ckpt_\d{8}\.pt', p.name))
+    if misnamed: warnings.warn(f"ignored {', '.join(misnamed)} in {run_dir}: checkpoints are named by their step in 8 digits, e.g. ckpt_00000040.pt; rename a file to use it")
     skipped = []
     for ck in reversed(list_checkpoints(run_dir)):
         try: state = load_checkpoint(ck, cfg)
         except UnreadableCheckpointError as e: skipped.append(str(e)); continue
-        if skipped: warnings.warn(f"{'; '.join(skipped)}; resuming from {ck} instead")
+        if skipped: warnings.warn(f"{'; '.join(skipped)}; using {ck} instead")
         return ck, state
     if skipped: raise UnreadableCheckpointError(f"no readable checkpoint in {run_dir}: {'; '.join(skipped)}. Remove them, or use another run_dir")
     return None, None
+
+# %% ../nbs/05d_checkpoints.ipynb #a0207b63
+class RunDirInUseError(UserError):
+    "Another process is training in this run folder."
+
+class RunDirTakenError(UserError):
+    "A new run in a folder that holds another run's checkpoints."
+
+_held = set()  # the run folders this process holds
+
+def _alive(pid:int) -> bool:
+    try: os.kill(pid, 0)
+    except ProcessLookupError: return False
+    except PermissionError: return True  # someone else's process
+    return True
+
+@contextmanager
+def run_dir_lock(run_dir, # the run folder (created)
+                ):
+    "Hold `run_dir` for this process while the block runs (nested blocks of one process share it); refuse a folder another live process holds."
+    run = Path(run_dir); run.mkdir(parents=True, exist_ok=True); lock = run / '.lock'
+    key, me = lock.resolve(), (socket.gethostname(), os.getpid())
+    if key in _held: yield lock; return
+    while True:
+        try: fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644); break
+        except FileExistsError:
+            try: host, pid = lock.read_text().split()
+            except (OSError, ValueError): host, pid = me[0], '0'  # unreadable or half-written: a kill during the write
+            if host == me[0] and not _alive(int(pid)): lock.unlink(missing_ok=True); continue  # stale: its process is gone
+            raise RunDirInUseError(f"{run} is in use by process {pid} on {host}: wait for that run to end, or use another run_dir "
+                                   f"(if no such process runs, delete {lock})") from None
+    os.write(fd, f'{me[0]} {me[1]}'.encode()); os.close(fd)
+    for tmp in run.glob('.*.tmp'): tmp.unlink(missing_ok=True)  # left by writes (atomic_write) that a kill cut short
+    _held.add(key)
+    try: yield lock
+    finally: _held.discard(key); lock.unlink(missing_ok=True)
+
+def check_run_dir(run_dir, # the run folder
+                  resume:bool, # the run continues from the folder's latest checkpoint
+                  overwrite:bool=False, # a new run deletes another run's checkpoints and log
+                 ) -> str|None:
+    "Refuse a new run in a folder with another run's checkpoints (or delete them when `overwrite`); return a note when there is nothing to resume."
+    run, cks = Path(run_dir), list_checkpoints(run_dir)
+    if resume: return None if cks else f"nothing to resume in {run}: no checkpoint there; starting a new run"
+    if not cks: return None
+    if not overwrite:
+        raise RunDirTakenError(f"{run} holds the checkpoints of another run (newest {cks[-1].name}): continue it with resume "
+                               f"(--resume), start this one in another run_dir, or pass overwrite (--overwrite) to delete them")
+    for p in [*cks, run / 'metrics.jsonl', run / 'run.json', run / 'loss_curve.png', *run.glob('samples_*.png')]: p.unlink(missing_ok=True)
+    return f"deleted the checkpoints and log of the earlier run in {run} (overwrite)"
 
 # %% ../nbs/05d_checkpoints.ipynb #3e8bb4f7
 class TrainedModel(NamedTuple):
@@ -121,8 +179,9 @@ def load_trained_model(path:str|Path, # a checkpoint file, or a run folder (its 
                        device=None, # where to put the model; the CPU when None
                       ) -> TrainedModel:
     "The trained model of a checkpoint, in eval mode, with the run's config, its step and the file."
-    ckpt = checkpoint_of(path)
-    state = load_checkpoint(ckpt)
+    ckpt = checkpoint_of(path)  # a clear error when there is none
+    if Path(path).is_dir(): ckpt, state = load_latest_checkpoint(path)  # past a damaged newest one, with a warning
+    else: state = load_checkpoint(ckpt)
     if model is None:
         args = dict(state.get('model_args') or {})
         if not args: raise ValueError(f"{ckpt} was trained with a model passed to train(): pass an instance of that model as model=...")

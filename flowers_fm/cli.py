@@ -5,17 +5,19 @@
 # %% ../nbs/11_cli.ipynb #b89209ce
 from __future__ import annotations
 import json, sys, time
+from contextlib import nullcontext
 from pathlib import Path
 
 import torch
 from fastcore.script import call_parse
 from fastcore.meta import delegates
 
-from .core import atomic_write, from_uint8, run_command, save_image_grid
+from .core import atomic_write, from_uint8, run_command, save_image_grid, with_options_of
 from .images import pixel_stats
 from .config import TrainConfig
 from .batches import ImageBatches, make_batches
 from .distributed import start_processes
+from .checkpoint import check_run_dir, run_dir_lock
 from .evaluation import evaluate_run, sample_run
 from .train import train
 
@@ -23,23 +25,27 @@ from .train import train
 __all__ = ['main', 'sample_flowers', 'eval_flowers']
 
 # %% ../nbs/11_cli.ipynb #c3d4a3ae
-def _with_config_options(f):
-    "Give `f` every field of `TrainConfig` as a keyword option, with its docment as help."
-    f = delegates(TrainConfig)(f)
-    f.__delwrap__ = TrainConfig  # docments are read from the dataclass's source
-    return f
-
-@_with_config_options
+@with_options_of(TrainConfig)
 def main(grid:int=64, # images in the saved data grid
          **kwargs) -> dict:
     "Run the main job: check the options, load the data, write a data grid, train, and write `run.json` into `run_dir`."
     cfg = TrainConfig(**kwargs).check()
     if grid < 1: raise ValueError(f"invalid grid={grid}: use a positive number of images")
     procs, dev = start_processes(cfg.device)  # one process, or the one torchrun made this
+    cfg.check_device(dev)
+    run = Path(cfg.run_dir)
+    with run_dir_lock(run) if procs.main else nullcontext():  # (train holds it too: one lock, from the data grid to run.json)
+        if procs.main: check_run_dir(run, cfg.resume, cfg.overwrite)  # refuse before any work; train says what it found
+        summary = _main(cfg, grid, procs, dev, run)
+    procs.close()
+    return summary
+
+def _main(cfg, grid, procs, dev, run):
+    "The data grid, the training and run.json, in the run folder this process holds."
+    "The data grid, the training and run.json, in the run folder this process holds."
     t0 = time.perf_counter()
     batches = make_batches(cfg)
     load_s = time.perf_counter() - t0
-    run = Path(cfg.run_dir); run.mkdir(parents=True, exist_ok=True)
     summary = dict(device=str(dev), load_seconds=round(load_s, 3))
     if isinstance(batches, ImageBatches) and procs.main:
         ds = batches.ds
@@ -50,12 +56,12 @@ def main(grid:int=64, # images in the saved data grid
         print(ds)
     t1 = time.perf_counter()
     out = train(cfg, batches)
-    summary.update(steps=out['step'], train_seconds=round(time.perf_counter() - t1, 1), last=out['metrics'][-1] if out['metrics'] else None,
+    summary.update(steps=out['step'], skipped=out['skipped'], train_seconds=round(time.perf_counter() - t1, 1), last=out['metrics'][-1] if out['metrics'] else None,
                    config=cfg.to_dict())
     if procs.main:
         with atomic_write(run / 'run.json', 'w') as f: json.dump(summary, f, indent=1)
-        print(f"trained {out['step']} steps{f' on {procs.world} processes' if procs.world > 1 else ''}; wrote checkpoints, samples and run.json in {run}")
-    procs.close()
+        skipped = f" ({out['skipped']} of them skipped: non-finite loss)" if out['skipped'] else ''
+        print(f"trained {out['step']} steps{skipped}{f' on {procs.world} processes' if procs.world > 1 else ''}; wrote checkpoints, samples and run.json in {run}")
     return summary
 
 # %% ../nbs/11_cli.ipynb #542af085

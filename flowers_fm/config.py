@@ -20,8 +20,8 @@ from .lowres import lowres_condition
 
 # %% auto #0
 __all__ = ['PRECISIONS', 'CROP_CHOICES', 'REGULARIZERS', 'ANCHOR_FORMS', 'LR_SCHEDULES', 'ON_NAN', 'PAIRING_SCOPES', 'OBJECTIVES',
-           'STRUCTURAL', 'TrainConfig', 'model_args', 'make_model', 'make_interpolant', 'make_time_sampler',
-           'make_condition', 'make_pairing']
+           'STRUCTURAL', 'FIXED_ON_RESUME', 'CHANGED_ON_RESUME', 'TrainConfig', 'model_args', 'make_model',
+           'make_interpolant', 'make_time_sampler', 'make_condition', 'make_pairing']
 
 # %% ../nbs/05_config.ipynb #d0432da5
 PRECISIONS = ('fp32', 'bf16', 'fp16')
@@ -32,8 +32,13 @@ LR_SCHEDULES = ('constant', 'cosine')
 ON_NAN = ('stop', 'skip')
 PAIRING_SCOPES = ('device', 'global')
 OBJECTIVES = ('flow_matching',)  # built by `flowers_fm.objectives.make_objective`
-# options that must match when a run resumes from a checkpoint
+# options that must match when a run resumes from a checkpoint: what the model is
 STRUCTURAL = ('data', 'objective', 'res', 'model', 'attn_res', 'qk_norm', 'class_cond', 'interpolant', 'sigma', 'precision', 'cond_res')
+# ... and what it learns from: the images, their order and the batches' random streams
+FIXED_ON_RESUME = STRUCTURAL + ('split', 'n_images', 'crop', 'flip', 'seed', 'batch_size', 'pairing', 'pairing_scope', 'num_subclasses',
+                                'time_sampler', 'label_dropout', 'regularizer', 'anchor_form', 'overfit_batch')
+# options a resumed run takes from its command line, not from its checkpoint (the others, such as log_every, are read anew each step anyway)
+CHANGED_ON_RESUME = ('lr', 'warmup', 'lr_schedule', 'weight_decay', 'ema', 'grad_clip', 'steps')
 
 @dataclass
 class TrainConfig:
@@ -90,6 +95,7 @@ class TrainConfig:
     keep_last:int=3 # checkpoints kept
     run_dir:str='runs/flowers' # folder of checkpoints, logs and images
     resume:bool=False # continue from the latest checkpoint in run_dir
+    overwrite:bool=False # a new run in a run_dir that holds another run's checkpoints: delete them and its log (else refused)
     wandb:bool=False # also log to Weights & Biases (WANDB_MODE=offline works without an account)
     progress:bool=True # show a progress bar with the live loss
     seed:int=0 # the seed of the run
@@ -143,6 +149,12 @@ class TrainConfig:
         if run.exists() and not run.is_dir(): bad('run_dir', 'it is a file: give a folder (created if missing)')
         parent = next(p for p in (run, *run.parents) if p.exists())
         if not os.access(parent, os.W_OK | os.X_OK): bad('run_dir', f'{parent} is not writable: give a folder you can write to')
+        return self
+
+    def check_device(self, device:torch.device # the device the run trains on
+                    ) -> TrainConfig:
+        "Raise a ValueError for options the device cannot run (before any data is built)."
+        if self.precision == 'fp16' and device.type != 'cuda': raise ValueError("invalid precision='fp16': it needs a CUDA device; use bf16")
         return self
 
     def unet_options(self) -> dict:

@@ -13,18 +13,28 @@ import torch
 import matplotlib.pyplot as plt
 from PIL import Image
 from torchvision.utils import make_grid
+from fastcore.meta import delegates
+from fastcore.imports import in_notebook
 
 # %% auto #0
-__all__ = ['DEVICE_CHOICES', 'AMP_DTYPES', 'UserError', 'DeviceError', 'get_device', 'autocast_for', 'run_command',
-           'seed_everything', 'get_rng_states', 'set_rng_states', 'derived_seed', 'eval_mode', 'atomic_write', 'cached',
-           'append_jsonl', 'read_jsonl', 'to_uint8', 'from_uint8', 'image_grid', 'save_image_grid', 'show_images',
-           'show_points']
+__all__ = ['DEVICE_CHOICES', 'AMP_DTYPES', 'UserError', 'WriteError', 'progress_wanted', 'DeviceError', 'get_device', 'sync',
+           'autocast_for', 'run_command', 'with_options_of', 'seed_everything', 'get_rng_states', 'set_rng_states',
+           'derived_seed', 'eval_mode', 'atomic_write', 'write_error', 'cached', 'append_jsonl', 'read_jsonl',
+           'to_uint8', 'from_uint8', 'image_grid', 'save_image_grid', 'show_images', 'show_points']
 
 # %% ../nbs/00_core.ipynb #d4290062
 DEVICE_CHOICES = ('auto', 'cpu', 'cuda', 'mps', 'xla')
 
 class UserError(Exception):
     "An error the user can fix from its message alone: the shell commands print it as one line and exit with status 2."
+
+class WriteError(OSError):
+    "A file that could not be written (a full or read-only disk, no permission): the message names it and what to do."
+
+def progress_wanted(progress:bool, # what the user asked for
+                   ) -> bool:
+    "Whether to draw progress bars: when asked, and only in a terminal or a notebook (in a log file a bar is a long line of control characters)."
+    return bool(progress) and (in_notebook() or sys.stdout.isatty())
 
 class DeviceError(UserError, RuntimeError):
     "A device that was asked for but is not available."
@@ -53,6 +63,12 @@ def get_device(device:str|torch.device|None='auto', # `auto`, `cpu`, `cuda`, `cu
         raise DeviceError("device 'mps' was asked for but Apple MPS is not available: choose --device cpu or auto")
     return torch.device(name)
 
+def sync(device):
+    "End the step's lazy graph on an XLA device, which compiles it once and runs it; nothing on other devices."
+    if torch.device(device).type == 'xla':
+        import torch_xla
+        torch_xla.sync()
+
 # %% ../nbs/00_core.ipynb #bf6fb72b
 AMP_DTYPES = dict(bf16=torch.bfloat16, fp16=torch.float16)
 
@@ -66,11 +82,22 @@ def autocast_for(device:str|torch.device, # where the block computes
 def run_command(name:str, # the command, as the user typed it
                 f, # the function that does the work
                 **kwargs):
-    "Call `f(**kwargs)`; a `ValueError` (a bad option) or a `UserError` becomes one line `name: error: ...` and exit status 2."
+    "Call `f(**kwargs)`; a `ValueError` (a bad option) or a `UserError` becomes one line `name: error: ...` and exit status 2, a `WriteError` one line and status 1."
     try: return f(**kwargs)
     except (ValueError, UserError) as e:
         print(f"{name}: error: {e}", file=sys.stderr)
         sys.exit(2)
+    except WriteError as e:
+        print(f"{name}: stopped: {e}", file=sys.stderr)
+        sys.exit(1)
+
+def with_options_of(cls): # a dataclass whose fields have docments
+    "Decorate a function taking `**kwargs` so that it shows every field of `cls` as a keyword option, with its docment as help (`call_parse` makes them flags)."
+    def decorate(f):
+        f = delegates(cls)(f)
+        f.__delwrap__ = cls  # docments are read from the dataclass's source
+        return f
+    return decorate
 
 # %% ../nbs/00_core.ipynb #cdd61754
 def seed_everything(seed:int, # the one seed of the run
@@ -127,20 +154,29 @@ def eval_mode(model:torch.nn.Module # the model to use in eval mode inside the b
 def atomic_write(path:str|Path, # the file to (re)place
                  mode:str='wb', # `wb` or `w`
                 ):
-    "Context manager yielding a file object; `path` is replaced only if the block finishes."
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp')
-    umask = os.umask(0); os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes the file private; give it the permissions of a normal new file
+    "Context manager yielding a file object; `path` is replaced only if the block finishes. A write the disk refuses raises a `WriteError` naming `path`."
+    path, tmp = Path(path), None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp')
+        umask = os.umask(0); os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes the file private; give it the permissions of a normal new file
         with os.fdopen(fd, mode) as f:
             yield f
             f.flush(); os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+    except BaseException as e:
+        if tmp: Path(tmp).unlink(missing_ok=True)
+        if isinstance(e, OSError) and not isinstance(e, WriteError): raise write_error(path, e) from None
         raise
+
+def write_error(path:str|Path, # the file that was being written
+                e:OSError, # what the system said
+               ) -> WriteError:
+    "A `WriteError` for `path`: the system's reason (also kept as `.reason`), and what to do."
+    err = WriteError(f"could not write {path} ({e.strerror or e}): make room on its disk, or give a folder you can write to")
+    err.reason = e.strerror or str(e)
+    return err
 
 # %% ../nbs/00_core.ipynb #2375bf89
 def cached(path:str|Path, # the cache file
@@ -165,14 +201,15 @@ def append_jsonl(path:str|Path, # the JSON-lines file (created with its folder)
                  row:dict, # one JSON-serialisable object
                 ):
     "Append `row` as one line of `path`, after a newline if the file's last line was cut short."
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    line = json.dumps(row) + '\n'
-    with open(path, 'ab') as f:
-        if f.tell():
-            with open(path, 'rb') as r: r.seek(-1, 2); cut = r.read(1) != b'\n'
-            if cut: line = '\n' + line
-        f.write(line.encode())
+    path, line = Path(path), json.dumps(row) + '\n'
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, 'ab') as f:
+            if f.tell():
+                with open(path, 'rb') as r: r.seek(-1, 2); cut = r.read(1) != b'\n'
+                if cut: line = '\n' + line
+            f.write(line.encode())
+    except OSError as e: raise write_error(path, e) from None
 
 def read_jsonl(path:str|Path, # the JSON-lines file
               ) -> list[dict]:

@@ -11,7 +11,7 @@ from torch.nn.parallel import DistributedDataParallel
 from .core import get_device
 
 # %% auto #0
-__all__ = ['Processes', 'start_processes', 'sync', 'launch_xla']
+__all__ = ['Processes', 'start_processes', 'launch_xla']
 
 # %% ../nbs/05e_distributed.ipynb #362bc89d
 class Processes:
@@ -104,12 +104,6 @@ def _xla_processes() -> Processes:
         import torch_xla.distributed.xla_backend  # registers the 'xla' backend
         dist.init_process_group('xla', init_method='xla://')
     return Processes(dist.get_rank(), dist.get_world_size(), owned)
-
-def sync(device):
-    "End the step's lazy graph on an XLA device, which compiles it once and runs it; nothing on other devices."
-    if torch.device(device).type == 'xla':
-        import torch_xla
-        torch_xla.sync()
 
 def _run_xla_process(index:int, f, kwargs): f(**kwargs)
 

@@ -5,10 +5,11 @@
 # %% ../nbs/09a_evaluation.ipynb #1a149165
 from __future__ import annotations
 import json
+from dataclasses import dataclass
 from pathlib import Path
 import torch
 
-from .core import atomic_write, from_uint8, get_device, save_image_grid
+from .core import atomic_write, from_uint8, get_device, progress_wanted, save_image_grid, with_options_of
 from .data import ImageDataset, data_root, heldout_dataset
 from .batches import dataset_of
 from .sampling import SOLVERS, TIME_GRIDS, save_samples
@@ -18,17 +19,40 @@ from .checkpoint import checkpoint_of, load_trained_model
 from .multiscale import load_cascade
 
 # %% auto #0
-__all__ = ['check_sampling', 'sampler_of', 'sample_folder_name', 'sample_run', 'heldout_dataset_of', 'score_samples',
+__all__ = ['SamplingOptions', 'sampler_of', 'sample_folder_name', 'sample_run', 'heldout_dataset_of', 'score_samples',
            'evaluate_run']
 
 # %% ../nbs/09a_evaluation.ipynb #9787d657
-def check_sampling(method:str, grid:str, labels:str|None) -> int|str|None:
-    "Refuse an unknown solver or time grid, or labels that are not empty, 'null' or a class index; return the labels as `sample_images` takes them."
-    if method not in SOLVERS: raise ValueError(f"invalid method={method!r}: choose one of {', '.join(SOLVERS)}")
-    if grid not in TIME_GRIDS: raise ValueError(f"invalid grid={grid!r}: choose one of {', '.join(TIME_GRIDS)}")
-    if labels in (None, 'null'): return labels
-    if not str(labels).isdigit(): raise ValueError(f"invalid labels={labels!r}: give nothing, 'null' or a class index")
-    return int(labels)
+@dataclass
+class SamplingOptions:
+    "How a trained run is sampled, the options `sample_run` and `evaluate_run` share: which weights, labels, solver and noise."
+    checkpoint:str=None # a checkpoint file; the run's latest when empty
+    batch_size:int=64 # images per solve
+    labels:str=None # empty: the classes in turn; 'null': unconditional; or one class index
+    guidance:float=1. # classifier-free guidance scale (1 = conditional, 0 = unconditional)
+    method:str='euler' # solver: euler, midpoint, heun, rk4 or dopri5
+    steps:int=100 # solver steps
+    grid:str='uniform' # time grid: uniform or dense_at_data
+    seed:int=0 # seed of the noise (and of KID's subsets)
+    device:str='auto' # auto, cpu, cuda, cuda:N, mps or xla
+    raw:bool=False # use the raw weights instead of the EMA
+    progress:bool=True # show a progress bar
+    stages:str=None # a cascade: the run folders of the stages above run_dir, comma-separated, lowest resolution first
+    cond_noise:float=None # cascade: noise level of the stages' conditioning images (default: half of each stage's training level)
+
+    def check(self) -> SamplingOptions:
+        "Raise a ValueError naming the first invalid option."
+        if self.method not in SOLVERS: raise ValueError(f"invalid method={self.method!r}: choose one of {', '.join(SOLVERS)}")
+        if self.grid not in TIME_GRIDS: raise ValueError(f"invalid grid={self.grid!r}: choose one of {', '.join(TIME_GRIDS)}")
+        if self.labels not in (None, 'null') and not str(self.labels).isdigit(): raise ValueError(f"invalid labels={self.labels!r}: give nothing, 'null' or a class index")
+        for k in ('batch_size', 'steps'):
+            if not isinstance(getattr(self, k), int) or getattr(self, k) < 1: raise ValueError(f"invalid {k}={getattr(self, k)!r}: use a positive integer")
+        return self
+
+    @property
+    def sample_labels(self) -> int|str|None:
+        "The labels as `save_samples` takes them: None, 'null' or a class index."
+        return self.labels if self.labels in (None, 'null') else int(self.labels)
 
 def sampler_of(run_dir:str|Path, # the run folder (the base run of a cascade)
                checkpoint:str|None=None, # a checkpoint file; the run's latest when None
@@ -37,43 +61,35 @@ def sampler_of(run_dir:str|Path, # the run folder (the base run of a cascade)
                raw:bool=False, # the raw weights instead of the EMA
                device=None, # where the models go
               ) -> tuple:
-    "The image model to sample (a run's, or a `Cascade`), its checkpoint's step, what names the chain in a folder name, and the options of the run whose images it makes (a chain's top stage); each checkpoint is read once."
+    "The image model to sample (a run's, or a `Cascade`), its checkpoint's step, what names the chain in a folder name, the options of the run whose images it makes (a chain's top stage), and the (base) checkpoint read; each checkpoint is read once."
     if stages:
         model = load_cascade([checkpoint or run_dir, *stages.split(',')], cond_noise, ema=not raw, device=device)
         chain = f"_cascade{model.res}_noise{'-'.join(f'{l:g}' for l in model.cond_noise)}_steps{'-'.join(str(s) for s in model.steps[1:])}"
-        return model, model.steps[0], chain, model.configs[-1]
-    model, cfg, step, _ = load_trained_model(checkpoint or run_dir, ema=not raw, device=device)
+        return model, model.steps[0], chain, model.configs[-1], checkpoint_of(checkpoint or run_dir)
+    model, cfg, step, ckpt = load_trained_model(checkpoint or run_dir, ema=not raw, device=device)
     if cfg['model'] == 'mlp': raise ValueError(f"{run_dir} holds a 2-D model: sample it with flowers_fm.sampling.sample")
-    return model, step, '', cfg
+    return model, step, '', cfg, ckpt
 
-def sample_folder_name(step:int, method:str, steps:int, grid:str, guidance:float, seed:int, raw:bool, chain:str='') -> str:
+def sample_folder_name(step:int, # the checkpoint's step
+                       o:SamplingOptions, # how it is sampled
+                       chain:str='', # what names a cascade (see `sampler_of`)
+                      ) -> str:
     "The name of a folder of samples: the checkpoint's step and every setting that changes the samples."
-    return f"step{step:08d}_{method}{steps}_{grid}_w{guidance:g}_seed{seed}{'_raw' if raw else ''}{chain}"
+    return f"step{step:08d}_{o.method}{o.steps}_{o.grid}_w{o.guidance:g}_seed{o.seed}{'_raw' if o.raw else ''}{chain}"
 
+@with_options_of(SamplingOptions)
 def sample_run(run_dir:str='runs/flowers', # the run folder written by train_flowers
-                checkpoint:str=None, # a checkpoint file; the run's latest when empty
-                out:str=None, # the folder of PNG files; run_dir/samples/<step and settings> when empty
-                n:int=64, # number of images
-                batch_size:int=64, # images per solve
-                labels:str=None, # empty: the classes in turn; 'null': unconditional; or one class index
-                guidance:float=1., # classifier-free guidance scale (1 = conditional, 0 = unconditional)
-                method:str='euler', # solver: euler, midpoint, heun, rk4 or dopri5
-                steps:int=100, # solver steps
-                grid:str='uniform', # time grid: uniform or dense_at_data
-                seed:int=0, # seed of the noise
-                device:str='auto', # auto, cpu, cuda, cuda:N, mps or xla
-                raw:bool=False, # use the raw weights instead of the EMA
-                progress:bool=True, # show a progress bar
-                stages:str=None, # a cascade: the run folders of the stages above run_dir, comma-separated, lowest resolution first
-                cond_noise:float=None, # cascade: noise level of the stages' conditioning images (default: half of each stage's training level)
-               ) -> Path:
+               out:str=None, # the folder of PNG files; run_dir/samples/<step and settings> when empty
+               n:int=64, # number of images
+               **kwargs) -> Path:
     "Write `n` samples of a trained run (or of a cascade: a base run and its stages) as PNG files; return the folder."
-    labels = check_sampling(method, grid, labels)
-    dev = get_device(device)
-    model, step, chain, _ = sampler_of(run_dir, checkpoint, stages, cond_noise, raw, dev)
-    folder = Path(out) if out else Path(run_dir) / 'samples' / sample_folder_name(step, method, steps, grid, guidance, seed, raw, chain)
-    save_samples(model, folder, n, batch_size, labels, guidance, method, steps, grid, seed, dev, progress)
-    print(f"wrote {n} samples of {checkpoint or run_dir} (step {step}) to {folder}")
+    o = SamplingOptions(**kwargs).check()
+    if not isinstance(n, int) or n < 1: raise ValueError(f"invalid n={n!r}: use a positive number of images")
+    dev = get_device(o.device)
+    model, step, chain, _, ckpt = sampler_of(run_dir, o.checkpoint, o.stages, o.cond_noise, o.raw, dev)
+    folder = Path(out) if out else Path(run_dir) / 'samples' / sample_folder_name(step, o, chain)
+    save_samples(model, folder, n, o.batch_size, o.sample_labels, o.guidance, o.method, o.steps, o.grid, o.seed, dev, progress_wanted(o.progress))
+    print(f"wrote {n} samples of {ckpt} (step {step}) to {folder}")
     return folder
 
 # %% ../nbs/09a_evaluation.ipynb #7892780c
@@ -107,40 +123,26 @@ def score_samples(samples:torch.Tensor, # uint8 sample images (N, C, H, W)
     return result
 
 # %% ../nbs/09a_evaluation.ipynb #6b670035
+@with_options_of(SamplingOptions)
 def evaluate_run(run_dir:str='runs/flowers', # the run folder written by train_flowers
-              checkpoint:str=None, # a checkpoint file; the run's latest when empty
-              n:int=1000, # number of samples scored
-              batch_size:int=64, # images per solve
-              labels:str=None, # empty: the classes in turn; 'null': unconditional; or one class index
-              guidance:float=1., # classifier-free guidance scale (1 = conditional, 0 = unconditional)
-              method:str='euler', # solver: euler, midpoint, heun, rk4 or dopri5
-              steps:int=100, # solver steps
-              grid:str='uniform', # time grid: uniform or dense_at_data
-              seed:int=0, # seed of the noise (and of KID's subsets)
-              mode:str='clean', # clean-fid protocol: clean or legacy_tensorflow
-              ref_n:int=0, # real images of the reference (a seeded subset; 0 = the whole data set)
-              weights:str=None, # Inception weights file; else $FLOWERS_FM_INCEPTION, else the [fid] extra's
-              device:str='auto', # auto, cpu, cuda, cuda:N, mps or xla
-              raw:bool=False, # use the raw weights instead of the EMA
-              progress:bool=True, # show progress bars
-              stages:str=None, # a cascade: the run folders of the stages above run_dir, comma-separated, lowest resolution first
-              cond_noise:float=None, # cascade: noise level of the stages' conditioning images (default: half of each stage's training level)
-             ) -> dict:
+                 n:int=1000, # number of samples scored
+                 mode:str='clean', # clean-fid protocol: clean or legacy_tensorflow
+                 ref_n:int=0, # real images of the reference (a seeded subset; 0 = the whole data set)
+                 weights:str=None, # Inception weights file; else $FLOWERS_FM_INCEPTION, else the [fid] extra's
+                 **kwargs) -> dict:
     "Sample a trained run and score the samples against its data set; write and return `eval.json`."
     if mode not in FID_MODES: raise ValueError(f"invalid mode={mode!r}: choose one of {', '.join(FID_MODES)}")
-    if n < 2: raise ValueError(f"invalid n={n}: FID needs at least 2 samples (1,000 or more for numbers worth comparing)")
-    dev, y = get_device(device), check_sampling(method, grid, labels)
+    if not isinstance(n, int) or n < 2: raise ValueError(f"invalid n={n}: FID needs at least 2 samples (1,000 or more for numbers worth comparing)")
+    o = SamplingOptions(**kwargs).check()
+    dev, bars = get_device(o.device), progress_wanted(o.progress)
     extractor = InceptionFeatures(mode, weights, dev)  # no weights: stop before any sampling
-    ckpt = checkpoint_of(checkpoint or run_dir)
-    model, step, chain, cfg = sampler_of(run_dir, ckpt, stages, cond_noise, raw, dev)  # a chain is scored at its top stage's resolution
-    out = Path(run_dir) / 'eval' / (sample_folder_name(step, method, steps, grid, guidance, seed, raw, chain) + f'_n{n}')
-    folder = save_samples(model, out / 'samples', n, batch_size, y, guidance, method, steps, grid, seed, dev, progress)
+    model, step, chain, cfg, ckpt = sampler_of(run_dir, o.checkpoint, o.stages, o.cond_noise, o.raw, dev)  # a chain is scored at its top stage's resolution
+    out = Path(run_dir) / 'eval' / (sample_folder_name(step, o, chain) + f'_n{n}')
+    folder = save_samples(model, out / 'samples', n, o.batch_size, o.sample_labels, o.guidance, o.method, o.steps, o.grid, o.seed, dev, bars)
     ds, samples = dataset_of(cfg), folder_images(folder, n)
-    result = score_samples(samples, ds, extractor, heldout_dataset_of(cfg), ref_n, seed, data_root(cfg['data_root']) / 'fid_stats', progress, out)
+    result = score_samples(samples, ds, extractor, heldout_dataset_of(cfg), ref_n, o.seed, data_root(cfg['data_root']) / 'fid_stats', bars, out)
     nfe = json.loads((folder / 'samples.json').read_text())['nfe']
-    result['settings'] = dict(run_dir=str(run_dir), checkpoint=str(ckpt), step=step, weights='raw' if raw else 'ema', n=n, batch_size=batch_size,
-                              labels=labels, guidance=guidance, method=method, steps=steps, grid=grid, seed=seed,
-                              stages=stages, cond_noise=cond_noise, model_calls_per_batch=sum(nfe.values()) / len(nfe), mode=mode, extractor=extractor.name,
+    result['settings'] = dict(run_dir=str(run_dir), **{**vars(o), 'checkpoint': str(ckpt)}, step=step, weights='raw' if o.raw else 'ema', n=n, model_calls_per_batch=sum(nfe.values()) / len(nfe), mode=mode, extractor=extractor.name,
                               reference=result.pop('reference'), heldout=result.pop('heldout'), data=cfg['data'], res=cfg['res'])
     with atomic_write(out / 'eval.json', 'w') as f: json.dump(result, f, indent=1)
     print(f"step {step}: FID {result['fid']:.2f}, KID {result['kid']:.4f}, precision {result['precision']:.3f}, recall {result['recall']:.3f}"

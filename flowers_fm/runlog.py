@@ -4,7 +4,7 @@
 
 # %% ../nbs/05f_runlog.ipynb #b9de9466
 from __future__ import annotations
-import math, re
+import json, math, re
 from pathlib import Path
 import matplotlib.pyplot as plt
 
@@ -31,6 +31,16 @@ class MetricsLog:
         if self.wandb is not None: self.wandb.log(metrics, step=metrics['step'])
 
     def read(self) -> list[dict]: return read_jsonl(self.path)
+
+    def keep_until(self, step:int, # the step a run starts from: its checkpoint's, or 0
+                  ) -> int:
+        "Drop the lines logged after `step` (a killed run logged them after its last checkpoint, and its resumed run logs them again) and lines cut short; return how many went."
+        if not self.path.exists(): return 0
+        lines = [l for l in self.path.read_text().splitlines() if l.strip()]
+        kept = [r for r in self.read() if r.get('step', 0) <= step]
+        if len(kept) < len(lines):
+            with atomic_write(self.path, 'w') as f: f.writelines(json.dumps(r) + '\n' for r in kept)
+        return len(lines) - len(kept)
 
     def close(self):
         if self.wandb is not None: self.wandb.finish()
@@ -62,4 +72,5 @@ def progress_line(step:int, # steps done
                  ) -> str:
     "One plain progress line: step, loss, images/s and the time left."
     h, rest = divmod(round(elapsed / max(done_here, 1) * (steps - step)), 3600)
-    return f"step {step}/{steps}  loss {metrics['loss_fm']:.4f}  {metrics['images_per_s']:.1f} images/s  {h}:{rest // 60:02d}:{rest % 60:02d} left"
+    loss = f"loss {metrics['loss_fm']:.4f}" if 'loss_fm' in metrics else 'no finite loss'
+    return f"step {step}/{steps}  {loss}  {metrics['images_per_s']:.1f} images/s  {h}:{rest // 60:02d}:{rest % 60:02d} left"

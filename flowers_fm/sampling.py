@@ -13,7 +13,7 @@ from fastprogress.fastprogress import progress_bar
 from PIL import Image
 from torchdiffeq import odeint
 import matplotlib.pyplot as plt
-from .core import atomic_write, derived_seed, eval_mode, image_grid, to_uint8
+from .core import atomic_write, derived_seed, eval_mode, image_grid, sync, to_uint8
 
 # %% auto #0
 __all__ = ['TIME_GRIDS', 'SOLVERS', 'time_grid', 'ODESample', 'integrate', 'guided', 'sample', 'sample_images', 'save_samples',
@@ -62,18 +62,38 @@ def integrate(model, # velocity network called as model(x, t, y)
              ) -> ODESample:
     "Integrate dx/dt = model(x, t, y) from `t0` to `t1` starting at `x0`."
     if method not in SOLVERS: raise ValueError(f"unknown method {method!r}: choose one of {', '.join(SOLVERS)}")
-    times = time_grid(steps, grid, t0, t1, device=x0.device, dtype=x0.dtype) if isinstance(grid, str) else \
-            grid.to(x0.device, x0.dtype)
+    on = 'cpu' if x0.device.type == 'xla' else x0.device  # on XLA the times stay on the host (see `_fixed_steps_xla`)
+    times = time_grid(steps, grid, t0, t1, device=on, dtype=x0.dtype) if isinstance(grid, str) else grid.to(on, x0.dtype)
     nfe = 0
     def f(t, x):
         nonlocal nfe
         nfe += 1
         return model(x, t.expand(len(x)), y)
+    if x0.device.type == 'xla' and method != 'dopri5': return _fixed_steps_xla(f, x0, times, method, return_trajectory)
     out = times if return_trajectory else times[[0, -1]]
     opts = dict(method=SOLVERS[method], atol=atol, rtol=rtol) if method == 'dopri5' else \
            dict(method=SOLVERS[method], options=dict(grid_constructor=lambda func, y0, t: times))
     traj = odeint(f, x0, out, **opts)
     return ODESample(traj[-1], nfe, traj if return_trajectory else None, times)
+
+_TABLEAUS = {'euler': ([], [1.]), 'midpoint': ([[.5]], [0., 1.]), 'heun': ([[1.]], [.5, .5]),
+             'rk4': ([[.5], [0., .5], [0., 0., 1.]], [1 / 6, 1 / 3, 1 / 3, 1 / 6])}  # Butcher tableaus: stage weights a, final weights b
+
+def _fixed_steps_xla(f, x0, times, method, return_trajectory):
+    "The fixed-step solvers on an XLA device, one graph per step for every step: torchdiffeq's loop makes each step's times constants of its graph."
+    a, b = _TABLEAUS[method]
+    ts, x, traj, nfe0 = times.cpu().tolist(), x0, [x0], 0
+    for t, t_next in zip(ts, ts[1:]):
+        tt = torch.tensor([t, t_next - t], dtype=x0.dtype).to(x0.device)  # host data sent to the device: an input of the graph, not a constant
+        t0, dt = tt[0], tt[1]
+        ks = []
+        for row in [[]] + a:
+            xi = x + dt * sum(w * k for w, k in zip(row, ks)) if row else x
+            ks.append(f(t0 + dt * sum(row), xi))
+        x = x + dt * sum(w * k for w, k in zip(b, ks))
+        sync(x0.device)
+        if return_trajectory: traj.append(x)
+    return ODESample(x, len(b) * (len(ts) - 1), torch.stack(traj) if return_trajectory else None, times)
 
 # %% ../nbs/04b_sampling.ipynb #1dfedda8
 def guided(model, # class-conditional velocity network with a null class at index `model.num_classes`
@@ -137,13 +157,14 @@ def sample_images(model, # image velocity network with `in_channels` and `res`
                   device=None, # where to integrate; the model's device when None
                   skip=None, # callable (start, count) -> True for batches not to draw (already saved)
                   progress:bool=True, # show a progress bar
+                  first:int=0, # draw images first..n-1 only: an earlier call drew the ones before, and the batch numbers (seeds) continue after its
                  ):
     "Yield `(start, pixels, nfe)` per batch: the samples quantised to uint8 (B, C, H, W) and the model calls they took."
     if not hasattr(model, 'in_channels') or not hasattr(model, 'res'):
         raise ValueError("image samples need an image model with `in_channels` and `res` (a UNet or DiT); sample points with `sample`")
     y = _sample_labels(model, n, labels)
-    starts = range(0, n, batch_size)
-    for b, i in enumerate(progress_bar(starts, leave=False) if progress else starts):
+    starts, b0 = range(first, n, batch_size), -(-first // batch_size)
+    for b, i in enumerate(progress_bar(starts, leave=False) if progress else starts, b0):
         m = min(batch_size, n - i)
         if skip is not None and skip(i, m): continue
         g = torch.Generator().manual_seed(derived_seed(seed, b))
@@ -165,22 +186,28 @@ def save_samples(model, # image velocity network with `in_channels` and `res`
                  device=None, # where to integrate; the model's device when None
                  progress:bool=True, # show a progress bar
                 ) -> Path:
-    "Write `n` samples of `model` as `00000.png`, `00001.png`, ... into `folder`, resuming a partial folder."
-    y = _sample_labels(model, n, labels) if hasattr(model, 'res') else None
-    meta = dict(n=n, batch_size=batch_size, labels=None if y is None else y.tolist(), guidance=guidance,
-                method=method, steps=steps, grid=grid, seed=seed, shape=[getattr(model, 'in_channels', None), getattr(model, 'res', None)])
+    "Write `n` samples of `model` as `00000.png`, `00001.png`, ... into `folder`, resuming a partial folder or extending a smaller one."
     folder = Path(folder); record = folder / 'samples.json'
-    saved = json.loads(record.read_text()) if record.exists() else dict(settings=meta, nfe={})
-    if saved.get('settings') != meta:
-        raise ValueError(f"{folder} holds samples made with other settings (see its samples.json): use another folder or delete it")
+    if folder.is_file(): raise ValueError(f"{folder} is a file: give a folder for the samples (created if missing)")
+    meta = dict(batch_size=batch_size, guidance=guidance, method=method, steps=steps, grid=grid, seed=seed,
+                shape=[getattr(model, 'in_channels', None), getattr(model, 'res', None)])
+    saved = json.loads(record.read_text()) if record.exists() else dict(settings=dict(meta, n=0, labels=None), nfe={}, parts=[])
+    had, parts = saved['settings'], saved.get('parts', [[0, saved['settings']['n']]])  # parts: the images each call drew (its batches and their seeds)
+    total = max(n, had['n'])
+    y = _sample_labels(model, total, labels) if hasattr(model, 'res') else None
+    same = {k: had.get(k) for k in meta} == meta and (had['labels'] is None) == (y is None) and (y is None or had['labels'] == y[:had['n']].tolist())
+    if had['n'] and not same: raise ValueError(f"{folder} holds samples made with other settings (see its samples.json): use another folder or delete it")
+    if n > had['n']: parts = parts + [[had['n'], n]]  # more images: drawn after the others, in batches of their own
+    saved.update(settings=dict(meta, n=total, labels=None if y is None else y.tolist()), parts=parts)
     names = lambda i, m: [folder / f'{k:05d}.png' for k in range(i, i + m)]
-    for i, pixels, nfe in sample_images(model, n, batch_size, y, guidance, method, steps, grid, seed, device,
-                                        skip=lambda i, m: all(p.exists() for p in names(i, m)), progress=progress):
-        folder.mkdir(parents=True, exist_ok=True)
-        for p, img in zip(names(i, len(pixels)), pixels.expand(-1, 3, -1, -1).permute(0, 2, 3, 1).numpy()):
-            with atomic_write(p) as f: Image.fromarray(img).save(f, format='PNG')
-        saved['nfe'][str(i)] = nfe
-        with atomic_write(record, 'w') as f: json.dump(saved, f)
+    for first, end in parts:
+        for i, pixels, nfe in sample_images(model, end, batch_size, None if y is None else y[:end], guidance, method, steps, grid, seed, device,
+                                            skip=lambda i, m: all(p.exists() for p in names(i, m)), progress=progress, first=first):
+            folder.mkdir(parents=True, exist_ok=True)
+            for p, img in zip(names(i, len(pixels)), pixels.expand(-1, 3, -1, -1).permute(0, 2, 3, 1).numpy()):
+                with atomic_write(p) as f: Image.fromarray(img).save(f, format='PNG')
+            saved['nfe'][str(i)] = nfe
+            with atomic_write(record, 'w') as f: json.dump(saved, f)
     if not record.exists():
         with atomic_write(record, 'w') as f: json.dump(saved, f)
     return folder

@@ -4,7 +4,7 @@
 
 # %% ../nbs/12_pairing_study.ipynb #6d9a163f
 from __future__ import annotations
-import functools, json, tempfile, time
+import functools, json, shutil, tempfile, time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -199,7 +199,9 @@ def run_study(tasks:list, # the tasks (a `STUDY_CONFIGS` entry)
     todo = [(t, c) for t in tasks for c in study_cells([t]) if cell_key(c) not in done]  # a changed task is run again
     root = Path(run_root or tempfile.mkdtemp())
     for i, (task, cell) in enumerate(todo):
-        row = run_cell(task, cell, str(root / '_'.join(map(str, cell_key(cell)))))
+        run_dir = root / '_'.join(map(str, cell_key(cell)))
+        shutil.rmtree(run_dir, ignore_errors=True)  # what an interrupted attempt left: the cell starts again from nothing
+        row = run_cell(task, cell, str(run_dir))
         append_jsonl(results, row)
         if verbose: print(f"[{i + 1}/{len(todo)}] {task.name} {cell['pairing']} {cell['interpolant']} seed {cell['seed']}: "
                           f"{task.metric} {row['curve'][-1][task.metric]:.3f} in {row['train_s']:.1f} s", flush=True)

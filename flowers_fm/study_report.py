@@ -4,7 +4,7 @@
 
 # %% ../nbs/12a_study_report.ipynb #743c63de
 from __future__ import annotations
-import math
+import math, sys
 from pathlib import Path
 
 import numpy as np, torch
@@ -13,6 +13,7 @@ from fastcore.meta import delegates
 from fastcore.script import call_parse
 
 from .core import run_command
+from .train import TrainingInterrupted
 from .pairing import PAIRINGS
 from .study import CLASS_AWARE, STUDY_CONFIGS, Task, cell_key, floor, read_results, run_study, study_cells
 
@@ -108,7 +109,10 @@ def study_main(config:str='reduced', # a `STUDY_CONFIGS` name: reduced (CPU, abo
     if config not in STUDY_CONFIGS: raise ValueError(f"invalid config={config!r}: choose one of {', '.join(STUDY_CONFIGS)}")
     if threads < 0: raise ValueError(f"invalid threads={threads}: use a positive number, or 0 for torch's choice")
     if threads: torch.set_num_threads(threads)
-    rows = run_study(STUDY_CONFIGS[config], results, run_root)
+    try: rows = run_study(STUDY_CONFIGS[config], results, run_root)
+    except TrainingInterrupted as e:
+        print(f"study interrupted: the finished cells are in {results}; run the same command again to go on from there", file=sys.stderr)
+        raise SystemExit(128 + e.signum) from None
     for task in STUDY_CONFIGS[config]: print(summary_table(rows, task))
     return rows
 

@@ -4,7 +4,7 @@
 
 # %% ../nbs/05h_train.ipynb #3dfe7b52
 from __future__ import annotations
-import copy, math, signal, sys, threading, time
+import copy, math, signal, sys, threading, time, warnings
 from contextlib import contextmanager, nullcontext
 from functools import partial
 from pathlib import Path
@@ -12,14 +12,14 @@ import torch
 from fastcore.imports import in_notebook
 from fastprogress.fastprogress import progress_bar
 
-from .core import AMP_DTYPES, autocast_for, get_rng_states, seed_everything, set_rng_states
+from .core import AMP_DTYPES, WriteError, autocast_for, get_rng_states, progress_wanted, seed_everything, set_rng_states, sync
 from .data import data_root
 from .interpolants import Interpolant, LinearInterpolant
 from .fid import FIDEvaluator
-from .config import LR_SCHEDULES, TrainConfig, make_condition, make_model, make_pairing, make_time_sampler, model_args
+from .config import CHANGED_ON_RESUME, LR_SCHEDULES, TrainConfig, make_condition, make_model, make_pairing, make_time_sampler, model_args
 from .batches import SEED_SCHEME, ImageBatches, StepBatch, draw_step, drawn_ahead, make_batches, save_cluster_grids, step_batches, step_seed
-from .checkpoint import checkpoint_path, latest_checkpoint, load_latest_checkpoint, save_checkpoint
-from .distributed import Processes, start_processes, sync
+from .checkpoint import CheckpointWriteError, check_run_dir, checkpoint_path, latest_checkpoint, load_latest_checkpoint, run_dir_lock, save_checkpoint
+from .distributed import Processes, start_processes
 from .runlog import MetricsLog, plot_metrics, progress_line
 from .objectives import FlowMatching, make_objective
 
@@ -73,22 +73,39 @@ class TrainState:
     def __init__(self, cfg:TrainConfig, # the run's options
                  model:torch.nn.Module, # the model, on its device
                 ):
-        self.model, self.ema = model, EMA(model, cfg.ema)
+        self.cfg, self.model, self.ema = cfg, model, EMA(model, cfg.ema)
         self.opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, lr_factor(cfg))
         self.scaler = torch.amp.GradScaler('cuda', enabled=cfg.precision == 'fp16')
-        self.step, self.centroids = 0, None
+        self.step, self.centroids, self.skipped = 0, None, 0
 
     def state_dict(self) -> dict:
         return dict(model=self.model.state_dict(), ema=self.ema.state_dict(), optimizer=self.opt.state_dict(), scheduler=self.sched.state_dict(),
                     scaler=self.scaler.state_dict(), step=self.step, rng=get_rng_states(), seed_scheme=SEED_SCHEME,
-                    centroids=None if self.centroids is None else self.centroids.cpu())
+                    centroids=None if self.centroids is None else self.centroids.cpu(), skipped=self.skipped)
 
     def load_state_dict(self, sd:dict):
         self.model.load_state_dict(sd['model']); self.ema.load_state_dict(sd['ema']); self.opt.load_state_dict(sd['optimizer'])
         self.sched.load_state_dict(sd['scheduler']); self.scaler.load_state_dict(sd['scaler']); set_rng_states(sd['rng'])
         device = next(self.model.parameters()).device
         self.step, self.centroids = sd['step'], None if sd['centroids'] is None else sd['centroids'].to(device)
+        self.skipped = sd.get('skipped', 0)
+        self.apply_options()
+
+    def apply_options(self):
+        "Make this run's `CHANGED_ON_RESUME` options rule over what a checkpoint restored: the peak lr and its schedule, weight decay, EMA decay."
+        cfg, groups = self.cfg, self.opt.param_groups
+        self.sched.base_lrs, self.sched.lr_lambdas = [cfg.lr] * len(groups), [lr_factor(cfg)] * len(groups)
+        lrs = [cfg.lr * f(self.sched.last_epoch) for f in self.sched.lr_lambdas]
+        for g, lr in zip(groups, lrs): g.update(lr=lr, initial_lr=cfg.lr, weight_decay=cfg.weight_decay)
+        self.sched._last_lr, self.ema.decay = lrs, cfg.ema
+
+    def skip_step(self):
+        "Count a step whose loss was not finite (`on_nan='skip'`): the weights and their average stay, the step and the schedule move on."
+        with warnings.catch_warnings():
+            warnings.simplefilter('ignore', UserWarning)  # "lr_scheduler.step() before optimizer.step()": meant, when the first batches are skipped
+            self.sched.step()
+        self.step += 1; self.skipped += 1
 
 # %% ../nbs/05h_train.ipynb #fd06bd9c
 def train_step(state:TrainState, # the state, updated in place
@@ -175,7 +192,7 @@ class PeriodicWork:
                 ):
         self.cfg, self.state, self.batches, self.device, self.objective, self.amp, self.model_args, self.eval_fn = cfg, state, batches, device, objective, amp, model_args, eval_fn
         self.run = Path(cfg.run_dir)
-        self.bar = cfg.progress and (in_notebook() or sys.stdout.isatty())  # elsewhere (a log file, nohup, CI) plain lines at each log
+        self.bar = progress_wanted(cfg.progress)  # elsewhere (a log file, nohup, CI) plain lines at each log
         self.fid = FIDEvaluator(batches.ds, cfg.fid_n, cfg.fid_mode, cfg.fid_ref_n or None, steps=cfg.sample_steps, seed=cfg.seed, device=device,
                                 cache_dir=data_root(cfg.data_root) / 'fid_stats', progress=self.bar) if cfg.fid_every else None
         self.log = MetricsLog(self.run, cfg.to_dict(), cfg.wandb)
@@ -188,16 +205,19 @@ class PeriodicWork:
         if self.bar: self.pb = progress_bar(left, total=len(left), leave=False)
         return self.pb or left
 
-    def __call__(self, terms:dict, batch:StepBatch, generator:torch.Generator, skipped:int):
-        "The work due after the step `state.step`, whose loss `terms` and batch are given."
+    def __call__(self, terms:dict, batch:StepBatch, generator:torch.Generator):
+        "The work due after the step `state.step`, whose loss `terms` and batch are given (a skipped step's are not averaged)."
+        self.write(self.due, terms, batch, generator)
+
+    def due(self, terms:dict, batch:StepBatch, generator:torch.Generator):
         cfg, done = self.cfg, self.state.step
         due = lambda every: bool(every and done % every == 0) or done == cfg.steps
-        self.window.append(terms)
+        if terms['finite']: self.window.append(terms)
         if self.pb is not None: self.pb.comment = f"loss {terms['loss']:.4f}"
         t0 = time.perf_counter()
         evaluated = self.evaluate(done, due(cfg.fid_every), due(cfg.eval_every or cfg.fid_every))
         self.t_log += time.perf_counter() - t0  # images/s counts training only
-        if due(cfg.log_every): self.log_metrics(batch, generator, skipped, evaluated)
+        if due(cfg.log_every): self.log_metrics(batch, generator, evaluated)
         elif evaluated: self.log.log(dict(step=done) | evaluated)
         if due(cfg.sample_every): self.objective.sample_grid(self.state.ema.model, self.batches, self.device, path=self.run / f'samples_{done:08d}.png')
         if due(cfg.save_every): self.save()
@@ -207,16 +227,24 @@ class PeriodicWork:
         out = self.fid(self.state.ema.model, step) if fid and self.fid is not None else {}
         return out | (self.eval_fn(self.state.ema.model, step) if extra and self.eval_fn is not None else {})
 
-    def log_metrics(self, batch:StepBatch, generator:torch.Generator, skipped:int, evaluated:dict):
-        "One line of means over the steps since the last one, to metrics.jsonl (and wandb), and a progress line outside terminals."
+    def log_metrics(self, batch:StepBatch, generator:torch.Generator, evaluated:dict):
+        "One line of means over the steps since the last one (the finite ones: none when all were skipped), to metrics.jsonl (and wandb), and a progress line outside terminals."
         cfg, w, now = self.cfg, self.window, time.perf_counter()
         mean = lambda k: sum(t[k] for t in w) / len(w)
-        m = dict(step=self.state.step, **{k: mean(k) for k in self.objective.terms}, grad_norm=mean('grad_norm'))
+        m = dict(step=self.state.step, **({k: mean(k) for k in (*self.objective.terms, 'grad_norm')} if w else {}))
         m |= self.objective.measured(self.state.model, batch, generator, self.amp)
-        m |= dict(lr=self.state.sched.get_last_lr()[0], images_per_s=len(w) * cfg.batch_size / (now - self.t_log), skipped=skipped)
+        m |= dict(lr=self.state.sched.get_last_lr()[0], images_per_s=len(w) * cfg.batch_size / (now - self.t_log), skipped=self.state.skipped)
         self.log.log(m | evaluated)
         if cfg.progress and not self.bar: print(progress_line(self.state.step, cfg.steps, m, now - self.t_start, self.state.step - self.first), flush=True)
         self.window, self.t_log = [], time.perf_counter()
+
+    def write(self, f, *args, **kwargs):
+        "Call `f`, which writes into the run folder; a `WriteError` (a full or read-only disk) also says where the run can resume from."
+        try: return f(*args, **kwargs)
+        except CheckpointWriteError: raise  # it says so already
+        except WriteError as e:
+            raise type(e)(f"{e}; training stopped after step {self.state.step} and the last checkpoint, {latest_checkpoint(self.run) or 'none yet'}, "
+                          f"is intact: resume from it (--resume) once there is room") from None
 
     def save(self) -> Path:
         "The checkpoint of the current step, written once."
@@ -228,6 +256,9 @@ class PeriodicWork:
 
     def finish(self):
         "The overfit picture (debug mode), the loss curves, and the log closed."
+        self.write(self._finish)
+
+    def _finish(self):
         if self.cfg.overfit_batch and self.cfg.model != 'mlp': self.objective.overfit_grid(self.state.model, self.batches, self.device, path=self.run / 'overfit_batch.png')
         plot_metrics(self.run, path=self.run / 'loss_curve.png')
         self.log.close()
@@ -265,46 +296,57 @@ def train(cfg:TrainConfig, # the options of the run
     "Train a model as `cfg` says, in this process or in every process torchrun started; return the model, its EMA, the final step and the logged metrics."
     cfg.check()
     procs, device = start_processes(cfg.device)
-    if cfg.precision == 'fp16' and device.type != 'cuda': raise ValueError("invalid precision='fp16': it needs a CUDA device; use bf16")
-    seed_everything(cfg.seed)
-    run = Path(cfg.run_dir); run.mkdir(parents=True, exist_ok=True)
-    batches = batches or make_batches(cfg)
-    args = model_args(cfg, batches) if model is None else None  # a model passed in cannot be rebuilt from the checkpoint
-    model = (model or make_model(cfg, batches)).to(device)
-    state = TrainState(cfg, (model.to(memory_format=torch.channels_last) if cfg.channels_last else model).train())
-    ck, saved = load_latest_checkpoint(run, cfg) if cfg.resume else (None, None)
-    if saved is not None:
-        state.load_state_dict(saved)
-        if procs.main: print(f'resumed from {ck} at step {state.step}')
-    elif cfg.num_subclasses and procs.main and isinstance(batches, ImageBatches): save_cluster_grids(batches, run / 'clusters')
-    objective, pairing, amp = objective or make_objective(cfg), make_pairing(cfg), AMP_DTYPES.get(cfg.precision)
-    pair_globally = pairing is not None and cfg.pairing_scope == 'global' and procs.world > 1  # in the loop: workers cannot talk to other processes
-    draw = partial(draw_step, batches=batches, seed=cfg.seed, pairing=None if pair_globally else pairing, null=batches.num_classes if cfg.class_cond else None,
-                   label_dropout=cfg.label_dropout, overfit=cfg.overfit_batch, interpolant=objective.interpolant, time_sampler=make_time_sampler(cfg),
-                   rows=procs.rows(cfg.batch_size, cfg.grad_accum), condition=make_condition(cfg))
-    net, g, skipped = procs.wrap(state.model, device), torch.Generator(), 0
-    work = PeriodicWork(cfg, state, batches, device, objective, amp, args, eval_fn) if procs.main else None
-    steps = work.steps() if work else range(state.step, cfg.steps)
-    with stop_requests() as stop:  # Ctrl-C or SIGTERM: finish the step, save, stop
-        for step, b in zip(steps, step_batches(draw, state.step, cfg.steps, g, device, cfg.data_workers)):
-            if pair_globally: b = b._replace(x0=procs.pair_globally(pairing, b.x0, b.x1, g, b.labels))
-            objective.begin_step(state, step, batches, g, device)
-            terms = train_step(state, b, cfg, objective, g, net, amp, procs)
-            if not terms['finite']:
-                if cfg.on_nan == 'skip': skipped += 1; continue
-                if work: work.log.close()
-                last = latest_checkpoint(run)
-                raise NonFiniteLossError(f"non-finite loss ({terms['loss']}) at step {step}; " + (
-                    f"the last good checkpoint is {last}: resume from it (resume=True) with a lower lr, or use on_nan='skip'" if last
-                    else "no checkpoint was written yet: lower the lr, or use on_nan='skip'"))
-            if work: work(terms, b, g, skipped)
-            if procs.any(bool(stop)) and state.step < cfg.steps:
-                saved = work.save() if work else checkpoint_path(run, state.step)
-                procs.barrier()  # every process stops after the checkpoint is written
-                if work:
-                    work.log.close()
-                    print(f"interrupted at step {state.step}; checkpoint {saved}; continue with --resume", file=sys.stderr, flush=True)
-                raise TrainingInterrupted(stop[0] if stop else signal.SIGTERM, state.step, saved)
-    if work: work.finish()
-    procs.barrier(); procs.close()
-    return dict(model=state.model, ema=state.ema.model, step=state.step, metrics=MetricsLog(run).read(), run_dir=run, skipped=skipped)
+    cfg.check_device(device)
+    run = Path(cfg.run_dir)
+    with run_dir_lock(run) if procs.main else nullcontext():
+        note = check_run_dir(run, cfg.resume, cfg.overwrite) if procs.main else None
+        if note: print(note)
+        procs.barrier()  # the folder is ready before any process reads it
+        seed_everything(cfg.seed)
+        batches = batches or make_batches(cfg)
+        args = model_args(cfg, batches) if model is None else None  # a model passed in cannot be rebuilt from the checkpoint
+        model = (model or make_model(cfg, batches)).to(device)
+        state = TrainState(cfg, (model.to(memory_format=torch.channels_last) if cfg.channels_last else model).train())
+        ck, saved = load_latest_checkpoint(run, cfg) if cfg.resume else (None, None)
+        if saved is not None:
+            state.load_state_dict(saved)
+            if state.step > cfg.steps: raise ValueError(f"invalid steps={cfg.steps}: the checkpoint {ck} is at step {state.step}; give more steps to go on")
+            was = saved['config']
+            changed = [f"{k} {was[k]!r} -> {getattr(cfg, k)!r}" for k in CHANGED_ON_RESUME if k in was and was[k] != getattr(cfg, k)]
+            if procs.main: print(f"resumed from {ck} at step {state.step}" + (f"; changed: {', '.join(changed)}" if changed else ''))
+        elif cfg.num_subclasses and procs.main and isinstance(batches, ImageBatches): save_cluster_grids(batches, run / 'clusters')
+        objective, pairing, amp = objective or make_objective(cfg), make_pairing(cfg), AMP_DTYPES.get(cfg.precision)
+        pair_globally = pairing is not None and cfg.pairing_scope == 'global' and procs.world > 1  # in the loop: workers cannot talk to other processes
+        draw = partial(draw_step, batches=batches, seed=cfg.seed, pairing=None if pair_globally else pairing, null=batches.num_classes if cfg.class_cond else None,
+                       label_dropout=cfg.label_dropout, overfit=cfg.overfit_batch, interpolant=objective.interpolant, time_sampler=make_time_sampler(cfg),
+                       rows=procs.rows(cfg.batch_size, cfg.grad_accum), condition=make_condition(cfg))
+        net, g, first = procs.wrap(state.model, device), torch.Generator(), (state.step, state.skipped)
+        work = PeriodicWork(cfg, state, batches, device, objective, amp, args, eval_fn) if procs.main else None
+        if work: work.log.keep_until(state.step)  # what a killed run logged after its checkpoint is logged again now
+        steps = work.steps() if work else range(state.step, cfg.steps)
+        with stop_requests() as stop:  # Ctrl-C or SIGTERM: finish the step, save, stop
+            for step, b in zip(steps, step_batches(draw, state.step, cfg.steps, g, device, cfg.data_workers)):
+                if pair_globally: b = b._replace(x0=procs.pair_globally(pairing, b.x0, b.x1, g, b.labels))
+                objective.begin_step(state, step, batches, g, device)
+                terms = train_step(state, b, cfg, objective, g, net, amp, procs)
+                if not terms['finite']:
+                    if cfg.on_nan == 'stop':
+                        if work: work.log.close()
+                        last = latest_checkpoint(run)
+                        raise NonFiniteLossError(f"non-finite loss ({terms['loss']}) at step {step}; " + (
+                            f"the last good checkpoint is {last}: resume from it (resume=True) with a lower lr, or use on_nan='skip'" if last
+                            else "no checkpoint was written yet: lower the lr, or use on_nan='skip'"))
+                    state.skip_step()
+                if work: work(terms, b, g)
+                if procs.any(bool(stop)) and state.step < cfg.steps:
+                    saved = work.save() if work else checkpoint_path(run, state.step)
+                    procs.barrier()  # every process stops after the checkpoint is written
+                    if work: work.log.close()
+                    raise TrainingInterrupted(stop[0] if stop else signal.SIGTERM, state.step, saved)
+        if work: work.finish()
+        procs.barrier(); procs.close()
+    ran, skipped = state.step - first[0], state.skipped - first[1]
+    if ran and skipped == ran:
+        raise NonFiniteLossError(f"every batch of steps {first[0] + 1}-{state.step} had a non-finite loss and was skipped (on_nan='skip'): nothing was "
+                                 f"learned. Lower the lr, or look for bad images in the data")
+    return dict(model=state.model, ema=state.ema.model, step=state.step, metrics=MetricsLog(run).read(), run_dir=run, skipped=state.skipped)

@@ -4,25 +4,27 @@
 
 # %% ../nbs/11a_train_flowers.ipynb #21627373
 from __future__ import annotations
-import sys
+import os, sys
 from fastcore.script import call_parse
-from .core import run_command
-from .cli import main, _with_config_options
-from .checkpoint import CheckpointWriteError
+from .core import WriteError, run_command, with_options_of
+from .config import TrainConfig
+from .cli import main
 from .train import NonFiniteLossError, TrainingInterrupted
 
 @call_parse
-@_with_config_options
+@with_options_of(TrainConfig)
 def train_flowers(grid:int=64, # images in the saved data grid
                   **kwargs):
     "Train a flow-matching model of images (runs on the generated flowers offline by default)"
     try: run_command('train_flowers', main, grid=grid, **kwargs)
-    except (NonFiniteLossError, CheckpointWriteError) as e:
+    except (NonFiniteLossError, WriteError) as e:  # a full disk: the checkpoint before it is intact
         print(f"train_flowers: stopped: {e}", file=sys.stderr)
         sys.exit(1)
-    except TrainingInterrupted as e: sys.exit(128 + e.signum)  # the loop has said where it stopped
-    except KeyboardInterrupt:
-        print("train_flowers: interrupted before training started (nothing to save)", file=sys.stderr)
+    except TrainingInterrupted as e:
+        if os.environ.get('RANK', '0') == '0': print(e, file=sys.stderr, flush=True)  # one line, from the first process of torchrun's
+        sys.exit(128 + e.signum)
+    except KeyboardInterrupt as e:  # before training started, or a second signal (which says so)
+        print(f"train_flowers: {str(e) or 'interrupted before training started (nothing to save)'}", file=sys.stderr)
         sys.exit(130)
 
 # %% auto #0
