@@ -5,7 +5,7 @@
 # %% ../nbs/00_core.ipynb #ab178f45
 from __future__ import annotations
 import json, math, os, random, sys, tempfile, warnings
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 import numpy as np
@@ -76,7 +76,7 @@ def autocast_for(device:str|torch.device, # where the block computes
                  dtype:torch.dtype|None=None, # the autocast dtype; None for float32
                 ):
     "A context manager: autocast to `dtype` on `device`'s kind, or nothing when `dtype` is None."
-    return torch.autocast(torch.device(device).type, dtype=dtype or torch.float32, enabled=dtype is not None)
+    return nullcontext() if dtype is None else torch.autocast(torch.device(device).type, dtype=dtype)  # (a disabled autocast still warns on XLA)
 
 # %% ../nbs/00_core.ipynb #4d3b08e0
 def run_command(name:str, # the command, as the user typed it

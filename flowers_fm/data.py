@@ -196,6 +196,10 @@ def image_folder(path:str|Path, # a folder of images, optionally one sub-folder 
         raise DatasetNotFoundError(f"image folder not found at {path}: pass an existing folder of images "
                                    f"(one sub-folder per class, or images directly in it) with --data_root")
     subdirs = [d for d in path.iterdir() if d.is_dir() and not d.name.startswith('.')]
+    loose = sorted(p.name for p in path.iterdir() if p.suffix.lower() in IMG_EXTENSIONS)
+    if subdirs and loose:
+        raise DatasetNotFoundError(f"{path} holds images ({len(loose)}, e.g. {loose[0]}) beside sub-folders ({', '.join(sorted(d.name for d in subdirs)[:3])}), "
+                                   f"which are the classes: move the images into the sub-folder of their class, or point --data_root at one folder")
     if subdirs:
         classes, idx = find_classes(path)
         samples = make_dataset(path, idx, extensions=IMG_EXTENSIONS, allow_empty=True)

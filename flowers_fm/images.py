@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 from torch.utils.data import Dataset
 from torchvision.transforms import v2
 
@@ -81,15 +81,27 @@ class DatasetNotFoundError(UserError, FileNotFoundError):
 
 ON_ERROR_CHOICES = ('raise', 'skip')
 
+def _as_viewed(img:Image.Image) -> Image.Image:
+    "`img` as an image viewer shows it: turned as its EXIF says, 16-bit or float grey scaled to 8 bits, transparency composited on white."
+    img = ImageOps.exif_transpose(img)
+    if img.mode in ('I;16', 'I;16B', 'I;16L', 'I', 'F'):  # 16-bit PNGs (and TIFFs): PIL's own conversion would clip at 255
+        a = np.asarray(img).astype(np.float64)
+        top = 65535. if img.mode.startswith('I;16') or a.max() > 255 else 255.
+        img = Image.fromarray(np.clip(a / top * 255 + 0.5, 0, 255).astype(np.uint8), 'L')
+    if img.mode in ('RGBA', 'LA', 'PA') or (img.mode == 'P' and 'transparency' in img.info):
+        rgba = img.convert('RGBA')
+        img = Image.alpha_composite(Image.new('RGBA', rgba.size, (255, 255, 255, 255)), rgba).convert('RGB')
+    return img
+
 def load_image(path:str|Path, # an image file PIL can read
                res:int, # side of the square output
                mode:str='RGB', # `RGB` or `L` (grey)
               ) -> torch.Tensor:
-    "Read `path` as a uint8 (C, res, res) tensor: shorter side resized to `res`, centre-cropped."
+    "Read `path` as a uint8 (C, res, res) tensor as a viewer shows it (EXIF orientation, transparency on white, 16 bits scaled to 8): shorter side resized to `res`, centre-cropped."
     try:
         with Image.open(path) as img:
             img.draft(mode, (res, res))  # JPEG: decode at the smallest scale still >= res
-            img = img.convert(mode)
+            img = _as_viewed(img).convert(mode)
             w, h = img.size
             s = res / min(w, h)
             img = img.resize((max(res, round(w * s)), max(res, round(h * s))), Image.BICUBIC, reducing_gap=3.0)
@@ -97,7 +109,7 @@ def load_image(path:str|Path, # an image file PIL can read
             left, top = (w - res) // 2, (h - res) // 2
             img = img.crop((left, top, left + res, top + res))
             a = np.asarray(img, dtype=np.uint8)
-    except (OSError, UnidentifiedImageError, ValueError, SyntaxError) as e:
+    except (OSError, UnidentifiedImageError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
         raise UnreadableImageError(f"cannot read image {path}: {e}. Replace or delete the file, "
                                    f"or load with on_error='skip' to leave it out with a warning.") from e
     return torch.from_numpy(a.copy()).permute(2, 0, 1) if a.ndim == 3 else torch.from_numpy(a.copy())[None]
