@@ -12,7 +12,7 @@ run sees) on the samples shrunk to 32 px. Writes nbs/study/multiscale128.json an
 
     .venv/bin/python bench/multiscale128.py --budget 480 --threads 2
 """
-import argparse, json, time
+import argparse, json, shutil, time
 from pathlib import Path
 import torch
 from PIL import Image
@@ -65,6 +65,7 @@ def step_seconds(cfg:TrainConfig, reps:int=3) -> float:
 def train_steps(part:dict, steps:int, run_dir:Path, step_s:float|None=None) -> dict:
     "Train one model for `steps`; its EMA and raw models, loss curve (step, loss, gradient norm) and the seconds it took."
     cfg = config(part, run_dir, steps)
+    shutil.rmtree(run_dir, ignore_errors=True)  # an interrupted attempt's checkpoints: this arm starts again from nothing
     t0 = time.perf_counter()
     r = train(cfg)
     took = time.perf_counter() - t0
