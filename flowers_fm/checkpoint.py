@@ -125,6 +125,7 @@ class RunDirTakenError(UserError):
 _held = set()  # the run folders this process holds
 
 def _alive(pid:int) -> bool:
+    if pid <= 0: return False  # no process id recorded (a write cut short)
     try: os.kill(pid, 0)
     except ProcessLookupError: return False
     except PermissionError: return True  # someone else's process
@@ -132,8 +133,10 @@ def _alive(pid:int) -> bool:
 
 @contextmanager
 def run_dir_lock(run_dir, # the run folder (created)
+                 resume:bool|None=None, # given: on taking the folder, also check it for a run (`check_run_dir`) and print its note
+                 overwrite:bool=False, # passed to `check_run_dir`
                 ):
-    "Hold `run_dir` for this process while the block runs (nested blocks of one process share it); refuse a folder another live process holds."
+    "Hold `run_dir` for this process while the block runs (nested blocks of one process share it, and check nothing again); refuse a folder another live process holds."
     run = Path(run_dir); run.mkdir(parents=True, exist_ok=True); lock = run / '.lock'
     key, me = lock.resolve(), (socket.gethostname(), os.getpid())
     if key in _held: yield lock; return
@@ -148,7 +151,10 @@ def run_dir_lock(run_dir, # the run folder (created)
     os.write(fd, f'{me[0]} {me[1]}'.encode()); os.close(fd)
     for tmp in run.glob('.*.tmp'): tmp.unlink(missing_ok=True)  # left by writes (atomic_write) that a kill cut short
     _held.add(key)
-    try: yield lock
+    try:
+        note = None if resume is None else check_run_dir(run, resume, overwrite)
+        if note: print(note)
+        yield lock
     finally: _held.discard(key); lock.unlink(missing_ok=True)
 
 def check_run_dir(run_dir, # the run folder

@@ -17,7 +17,7 @@ from .images import pixel_stats
 from .config import TrainConfig
 from .batches import ImageBatches, make_batches
 from .distributed import start_processes
-from .checkpoint import check_run_dir, run_dir_lock
+from .checkpoint import run_dir_lock
 from .evaluation import evaluate_run, sample_run
 from .train import train
 
@@ -34,8 +34,7 @@ def main(grid:int=64, # images in the saved data grid
     procs, dev = start_processes(cfg.device)  # one process, or the one torchrun made this
     cfg.check_device(dev)
     run = Path(cfg.run_dir)
-    with run_dir_lock(run) if procs.main else nullcontext():  # (train holds it too: one lock, from the data grid to run.json)
-        if procs.main: check_run_dir(run, cfg.resume, cfg.overwrite)  # refuse before any work; train says what it found
+    with run_dir_lock(run, cfg.resume, cfg.overwrite) if procs.main else nullcontext():  # checked before any work; one lock from the data grid to run.json
         summary = _main(cfg, grid, procs, dev, run)
     procs.close()
     return summary

@@ -15,7 +15,7 @@ from .batches import dataset_of
 from .sampling import SOLVERS, TIME_GRIDS, save_samples
 from .metrics import closest_pairs, image_metrics
 from .fid import FID_MODES, InceptionFeatures, fid_protocol, folder_images, image_features, reference_features
-from .checkpoint import checkpoint_of, load_trained_model
+from .checkpoint import load_trained_model
 from .multiscale import load_cascade
 
 # %% auto #0
@@ -65,7 +65,7 @@ def sampler_of(run_dir:str|Path, # the run folder (the base run of a cascade)
     if stages:
         model = load_cascade([checkpoint or run_dir, *stages.split(',')], cond_noise, ema=not raw, device=device)
         chain = f"_cascade{model.res}_noise{'-'.join(f'{l:g}' for l in model.cond_noise)}_steps{'-'.join(str(s) for s in model.steps[1:])}"
-        return model, model.steps[0], chain, model.configs[-1], checkpoint_of(checkpoint or run_dir)
+        return model, model.steps[0], chain, model.configs[-1], model.checkpoints[0]
     model, cfg, step, ckpt = load_trained_model(checkpoint or run_dir, ema=not raw, device=device)
     if cfg['model'] == 'mlp': raise ValueError(f"{run_dir} holds a 2-D model: sample it with flowers_fm.sampling.sample")
     return model, step, '', cfg, ckpt

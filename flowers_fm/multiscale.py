@@ -67,5 +67,5 @@ def load_cascade(run_dirs:list, # the base run's folder (or checkpoint), then ea
         if cfg['data'] != below['data']: raise ValueError(f"{path} was trained on {cfg['data']}, the model before it on {below['data']}")
     levels = [l.config['cond_noise'] / 2 if cond_noise is None else cond_noise for l in loaded[1:]]
     cascade = Cascade([l.model for l in loaded], levels)
-    cascade.steps, cascade.configs = [l.step for l in loaded], [l.config for l in loaded]  # what each run's checkpoint said, read once
+    cascade.steps, cascade.configs, cascade.checkpoints = [l.step for l in loaded], [l.config for l in loaded], [l.checkpoint for l in loaded]  # read once
     return cascade

@@ -69,7 +69,9 @@ def integrate(model, # velocity network called as model(x, t, y)
         nonlocal nfe
         nfe += 1
         return model(x, t.expand(len(x)), y)
-    if x0.device.type == 'xla' and method != 'dopri5': return _fixed_steps_xla(f, x0, times, method, return_trajectory)
+    if x0.device.type == 'xla' and method != 'dopri5':
+        x, traj = _fixed_steps_xla(f, x0, times, method, return_trajectory)
+        return ODESample(x, nfe, traj, times)
     out = times if return_trajectory else times[[0, -1]]
     opts = dict(method=SOLVERS[method], atol=atol, rtol=rtol) if method == 'dopri5' else \
            dict(method=SOLVERS[method], options=dict(grid_constructor=lambda func, y0, t: times))
@@ -82,7 +84,7 @@ _TABLEAUS = {'euler': ([], [1.]), 'midpoint': ([[.5]], [0., 1.]), 'heun': ([[1.]
 def _fixed_steps_xla(f, x0, times, method, return_trajectory):
     "The fixed-step solvers on an XLA device, one graph per step for every step: torchdiffeq's loop makes each step's times constants of its graph."
     a, b = _TABLEAUS[method]
-    ts, x, traj, nfe0 = times.cpu().tolist(), x0, [x0], 0
+    ts, x, traj = times.cpu().tolist(), x0, [x0]
     for t, t_next in zip(ts, ts[1:]):
         tt = torch.tensor([t, t_next - t], dtype=x0.dtype).to(x0.device)  # host data sent to the device: an input of the graph, not a constant
         t0, dt = tt[0], tt[1]
@@ -93,7 +95,7 @@ def _fixed_steps_xla(f, x0, times, method, return_trajectory):
         x = x + dt * sum(w * k for w, k in zip(b, ks))
         sync(x0.device)
         if return_trajectory: traj.append(x)
-    return ODESample(x, len(b) * (len(ts) - 1), torch.stack(traj) if return_trajectory else None, times)
+    return x, torch.stack(traj) if return_trajectory else None
 
 # %% ../nbs/04b_sampling.ipynb #1dfedda8
 def guided(model, # class-conditional velocity network with a null class at index `model.num_classes`

@@ -109,10 +109,7 @@ def study_main(config:str='reduced', # a `STUDY_CONFIGS` name: reduced (CPU, abo
     if config not in STUDY_CONFIGS: raise ValueError(f"invalid config={config!r}: choose one of {', '.join(STUDY_CONFIGS)}")
     if threads < 0: raise ValueError(f"invalid threads={threads}: use a positive number, or 0 for torch's choice")
     if threads: torch.set_num_threads(threads)
-    try: rows = run_study(STUDY_CONFIGS[config], results, run_root)
-    except TrainingInterrupted as e:
-        print(f"study interrupted: the finished cells are in {results}; run the same command again to go on from there", file=sys.stderr)
-        raise SystemExit(128 + e.signum) from None
+    rows = run_study(STUDY_CONFIGS[config], results, run_root)
     for task in STUDY_CONFIGS[config]: print(summary_table(rows, task))
     return rows
 
@@ -120,4 +117,8 @@ def study_main(config:str='reduced', # a `STUDY_CONFIGS` name: reduced (CPU, abo
 @delegates(study_main)
 def study_flowers(**kwargs):
     "Run the pairing study (resumable) and print its summary tables"
-    run_command('study_flowers', study_main, **kwargs)
+    try: run_command('study_flowers', study_main, **kwargs)
+    except TrainingInterrupted as e:
+        print(f"study interrupted: the finished cells are in {kwargs.get('results') or 'study/results.jsonl'}; "
+              f"run the same command again to go on from there", file=sys.stderr)
+        sys.exit(128 + e.signum)

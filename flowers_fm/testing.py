@@ -7,7 +7,6 @@ from __future__ import annotations
 import warnings
 from pathlib import Path
 import torch
-from fastcore.xtras import modified_env
 
 from .config import TrainConfig
 from .models import get_model

@@ -18,7 +18,7 @@ from .interpolants import Interpolant, LinearInterpolant
 from .fid import FIDEvaluator
 from .config import CHANGED_ON_RESUME, LR_SCHEDULES, TrainConfig, make_condition, make_model, make_pairing, make_time_sampler, model_args
 from .batches import SEED_SCHEME, ImageBatches, StepBatch, draw_step, drawn_ahead, make_batches, save_cluster_grids, step_batches, step_seed
-from .checkpoint import CheckpointWriteError, check_run_dir, checkpoint_path, latest_checkpoint, load_latest_checkpoint, run_dir_lock, save_checkpoint
+from .checkpoint import CheckpointWriteError, checkpoint_path, latest_checkpoint, load_latest_checkpoint, run_dir_lock, save_checkpoint
 from .distributed import Processes, start_processes
 from .runlog import MetricsLog, plot_metrics, progress_line
 from .objectives import FlowMatching, make_objective
@@ -95,7 +95,7 @@ class TrainState:
     def apply_options(self):
         "Make this run's `CHANGED_ON_RESUME` options rule over what a checkpoint restored: the peak lr and its schedule, weight decay, EMA decay."
         cfg, groups = self.cfg, self.opt.param_groups
-        self.sched.base_lrs, self.sched.lr_lambdas = [cfg.lr] * len(groups), [lr_factor(cfg)] * len(groups)
+        self.sched.base_lrs = [cfg.lr] * len(groups)  # the schedule's shape is this run's already: LambdaLR keeps its functions on load
         lrs = [cfg.lr * f(self.sched.last_epoch) for f in self.sched.lr_lambdas]
         for g, lr in zip(groups, lrs): g.update(lr=lr, initial_lr=cfg.lr, weight_decay=cfg.weight_decay)
         self.sched._last_lr, self.ema.decay = lrs, cfg.ema
@@ -298,9 +298,7 @@ def train(cfg:TrainConfig, # the options of the run
     procs, device = start_processes(cfg.device)
     cfg.check_device(device)
     run = Path(cfg.run_dir)
-    with run_dir_lock(run) if procs.main else nullcontext():
-        note = check_run_dir(run, cfg.resume, cfg.overwrite) if procs.main else None
-        if note: print(note)
+    with run_dir_lock(run, cfg.resume, cfg.overwrite) if procs.main else nullcontext():  # (already held and checked when `main` called this)
         procs.barrier()  # the folder is ready before any process reads it
         seed_everything(cfg.seed)
         batches = batches or make_batches(cfg)
