@@ -57,6 +57,7 @@ class ImageBatches:
             self.sizes = torch.tensor([len(m) for m in self.members], dtype=torch.float)
     num_classes = property(lambda self: self.ds.num_classes)
     channels = property(lambda self: self.ds.channels)
+    res = property(lambda self: self.ds.res)  # the side of what a batch holds
 
     def indices(self, step:int, generator:torch.Generator) -> torch.Tensor:
         "The dataset indices of the batch of `step`."

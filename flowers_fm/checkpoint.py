@@ -178,6 +178,7 @@ class TrainedModel(NamedTuple):
     config:dict # the options of its run (`TrainConfig.to_dict()`)
     step:int # the step of the checkpoint
     checkpoint:Path # the file it was read from
+    latent:dict|None=None # a latent run's record of its autoencoder (see 13a_latents), else None
 
 def load_trained_model(path:str|Path, # a checkpoint file, or a run folder (its latest checkpoint)
                        ema:bool=True, # load the EMA weights (for sampling) rather than the raw ones
@@ -193,4 +194,4 @@ def load_trained_model(path:str|Path, # a checkpoint file, or a run folder (its 
         if not args: raise ValueError(f"{ckpt} was trained with a model passed to train(): pass an instance of that model as model=...")
         model = get_model(args.pop('name'), **args)
     model.load_state_dict(state['ema']['model'] if ema else state['model'])
-    return TrainedModel(model.to(device or 'cpu').eval(), state['config'], state['step'], ckpt)
+    return TrainedModel(model.to(device or 'cpu').eval(), state['config'], state['step'], ckpt, state.get('latent'))

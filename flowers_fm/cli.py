@@ -15,7 +15,8 @@ from fastcore.meta import delegates
 from .core import atomic_write, from_uint8, run_command, save_image_grid, with_options_of
 from .images import pixel_stats
 from .config import TrainConfig
-from .batches import ImageBatches, make_batches
+from .batches import ImageBatches
+from .latents import run_batches
 from .distributed import start_processes
 from .checkpoint import run_dir_lock
 from .evaluation import evaluate_run, sample_run
@@ -43,7 +44,7 @@ def _main(cfg, grid, procs, dev, run):
     "The data grid, the training and run.json, in the run folder this process holds."
     "The data grid, the training and run.json, in the run folder this process holds."
     t0 = time.perf_counter()
-    batches = make_batches(cfg)
+    batches = run_batches(cfg, dev)
     load_s = time.perf_counter() - t0
     summary = dict(device=str(dev), load_seconds=round(load_s, 3))
     if isinstance(batches, ImageBatches) and procs.main:

@@ -31,12 +31,12 @@ ANCHOR_FORMS = ('full', 'simple')
 LR_SCHEDULES = ('constant', 'cosine')
 ON_NAN = ('stop', 'skip')
 PAIRING_SCOPES = ('device', 'global')
-OBJECTIVES = ('flow_matching',)  # built by `flowers_fm.objectives.make_objective`
+OBJECTIVES = ('flow_matching', 'autoencoder')  # built by `flowers_fm.objectives.make_objective`
 # options that must match when a run resumes from a checkpoint: what the model is
-STRUCTURAL = ('data', 'objective', 'res', 'model', 'attn_res', 'qk_norm', 'class_cond', 'interpolant', 'sigma', 'precision', 'cond_res')
+STRUCTURAL = ('data', 'latent', 'objective', 'res', 'model', 'attn_res', 'qk_norm', 'class_cond', 'interpolant', 'sigma', 'precision', 'cond_res')
 # ... and what it learns from: the images, their order and the batches' random streams
 FIXED_ON_RESUME = STRUCTURAL + ('split', 'n_images', 'crop', 'flip', 'seed', 'batch_size', 'pairing', 'pairing_scope', 'num_subclasses',
-                                'time_sampler', 'label_dropout', 'regularizer', 'anchor_form', 'overfit_batch')
+                                'time_sampler', 'label_dropout', 'regularizer', 'anchor_form', 'overfit_batch', 'kl_weight', 'spectral_weight')
 # options a resumed run takes from its command line, not from its checkpoint (the others, such as log_every, are read anew each step anyway)
 CHANGED_ON_RESUME = ('lr', 'warmup', 'lr_schedule', 'weight_decay', 'ema', 'grad_clip', 'steps')
 
@@ -52,7 +52,10 @@ class TrainConfig:
     flip:bool=False # random horizontal flips
     download:bool=True # download a missing real data set (--no-download: fail with a message instead)
     on_error:str='raise' # an unreadable image file: raise, or skip it with a warning
-    objective:str='flow_matching' # what the loop minimises (see `OBJECTIVES` and 05g_objectives)
+    latent:str='' # train on latents: an autoencoder's run folder, sd-vae, or a diffusers AutoencoderKL folder ('' = on pixels; 13a_latents)
+    objective:str='flow_matching' # what the loop minimises: flow_matching, or autoencoder (with an ae_* model; see 05g_objectives)
+    kl_weight:float=1e-4 # autoencoder: weight of the KL term (kl bottleneck)
+    spectral_weight:float=1. # autoencoder: weight of the amplitude-spectrum term (0 = pixel L1 alone)
     model:str='unet_small' # a preset of `MODEL_PRESETS`
     attn_res:str='' # UNet: self-attention resolutions in px, e.g. 16,8 ('' = the preset's; none = only the middle block)
     qk_norm:bool=False # UNet: QK-norm in every attention layer (the DiT presets always have it)
@@ -115,6 +118,18 @@ class TrainConfig:
         if self.on_error not in ON_ERROR_CHOICES: bad('on_error', f"choose one of {', '.join(ON_ERROR_CHOICES)}")
         if str(self.device).split(':')[0].lower() not in DEVICE_CHOICES: bad('device', f"choose one of {', '.join(DEVICE_CHOICES)} (or cuda:N)")
         if toy != (self.model == 'mlp'): bad('model', "use mlp for toy:NAME data and an image model (unet*, dit*) for images")
+        arch = MODEL_PRESETS[self.model]['arch']
+        if (self.objective == 'autoencoder') != (arch == 'autoencoder'):
+            bad('model', f"objective='autoencoder' trains an ae_* preset ({', '.join(n for n, p in MODEL_PRESETS.items() if p['arch'] == 'autoencoder')})" if arch != 'autoencoder'
+                else "an autoencoder preset is trained with objective='autoencoder' (--objective autoencoder)")
+        if self.objective == 'autoencoder':
+            for opt, off in (('latent', ''), ('class_cond', False), ('pairing', 'independent'), ('cond_res', 0), ('regularizer', 'none'), ('fid_every', 0), ('num_subclasses', 0)):
+                if getattr(self, opt) != off: bad(opt, f"an autoencoder learns no flow: leave {opt} at {off!r} (eval_flowers scores its reconstructions)")
+        if self.latent:
+            if toy: bad('latent', 'latents are encodings of images: use image data')
+            if self.crop == 'random': bad('crop', 'latents are encoded once, before training: use center crops (flips are encoded too)')
+            if self.cond_res: bad('cond_res', 'a latent run is one model: drop --cond_res')
+            if self.fid_every: bad('fid_every', 'a latent run is scored after training, decoded to pixels: eval_flowers --run_dir RUN')
         for opt, allowed in (('objective', OBJECTIVES), ('interpolant', INTERPOLANTS), ('pairing', PAIRINGS | CLASS_PAIRINGS), ('time_sampler', TIME_SAMPLERS), ('precision', PRECISIONS),
                              ('regularizer', REGULARIZERS), ('anchor_form', ANCHOR_FORMS), ('lr_schedule', LR_SCHEDULES), ('on_nan', ON_NAN), ('fid_mode', FID_MODES),
                              ('pairing_scope', PAIRING_SCOPES)):
@@ -125,7 +140,7 @@ class TrainConfig:
         if not 0 <= self.label_dropout < 1: bad('label_dropout', 'use a fraction in [0, 1)')
         if not 0 <= self.ema < 1: bad('ema', 'use a decay in [0, 1), e.g. 0.9999 (0 = no averaging)')
         if not (math.isfinite(self.lr) and self.lr > 0): bad('lr', 'use a finite, positive learning rate, e.g. 2e-4')
-        for opt in ('warmup', 'grad_clip', 'weight_decay', 'reg_weight', 'num_subclasses', 'sample_every', 'save_every', 'sigma', 'data_workers', 'fid_every', 'eval_every', 'fid_ref_n'):
+        for opt in ('warmup', 'grad_clip', 'weight_decay', 'reg_weight', 'kl_weight', 'spectral_weight', 'num_subclasses', 'sample_every', 'save_every', 'sigma', 'data_workers', 'fid_every', 'eval_every', 'fid_ref_n'):
             if not math.isfinite(getattr(self, opt)) or getattr(self, opt) < 0: bad(opt, 'use a finite value >= 0')
         if self.regularizer != 'none' and toy: bad('regularizer', 'regularizers need labelled image data')
         if self.pairing in CLASS_PAIRINGS and toy: bad('pairing', f'{self.pairing} pairs within classes: it needs labelled image data')
@@ -142,9 +157,10 @@ class TrainConfig:
             if (self.attn_res or self.qk_norm) and MODEL_PRESETS[self.model]['arch'] != 'unet':
                 bad('attn_res' if self.attn_res else 'qk_norm', 'it is a UNet option: choose a unet* preset (the DiT presets have QK-norm)')
             if self.attn_res and not re.fullmatch(r'none|\d+(,\d+)*', self.attn_res): bad('attn_res', 'use pixel sides joined by commas, e.g. 16,8, or none')
-            try:
-                with torch.device('meta'): get_model(self.model, res=self.res, **self.unet_options())
-            except ValueError as e: bad('model', f'{e} (at res={self.res})')
+            if not self.latent:  # (a latent run's model is built at its latents' side, known once the autoencoder is read)
+                try:
+                    with torch.device('meta'): get_model(self.model, res=self.res, **self.unet_options())
+                except ValueError as e: bad('model', f'{e} (at res={self.res})')
         run = Path(self.run_dir)
         if run.exists() and not run.is_dir(): bad('run_dir', 'it is a file: give a folder (created if missing)')
         parent = next(p for p in (run, *run.parents) if p.exists())
@@ -168,15 +184,19 @@ class TrainConfig:
 def model_args(cfg:TrainConfig, # the run's options
                batches, # its batch source: the data's channels and classes
               ) -> dict:
-    "The arguments of `get_model` (its preset `name` and overrides) for `cfg` and the data of `batches`; checkpoints store them."
+    "The arguments of `get_model` (its preset `name` and overrides) for `cfg` and the data of `batches` (pixels, or latents: their side and channels); checkpoints store them."
     if cfg.model == 'mlp': return dict(name='mlp')
-    args = dict(name=cfg.model, res=cfg.res, in_channels=batches.channels, num_classes=batches.num_classes if cfg.class_cond else None, **cfg.unet_options())
+    if cfg.objective == 'autoencoder': return dict(name=cfg.model, res=cfg.res, in_channels=batches.channels)
+    args = dict(name=cfg.model, res=batches.res if cfg.latent else cfg.res, in_channels=batches.channels, num_classes=batches.num_classes if cfg.class_cond else None, **cfg.unet_options())
     return args | (dict(cond_channels=batches.channels + 1) if cfg.cond_res else {})  # a stage sees the image below and its noise level
 
 def make_model(cfg:TrainConfig, batches) -> torch.nn.Module:
     "The model preset of `cfg` for the data of `batches`."
     args = model_args(cfg, batches)
-    return get_model(args.pop('name'), **args)
+    try: return get_model(args.pop('name'), **args)
+    except ValueError as e:
+        if not cfg.latent: raise
+        raise ValueError(f"invalid model={cfg.model!r}: {e} (on latents of side {args['res']}; choose --attn_res, or unet_latent or dit_latent)") from None
 
 def make_interpolant(cfg:TrainConfig):
     "The path of `cfg`, with `sigma` where the path has a noise level."

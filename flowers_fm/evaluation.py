@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 import torch
 
-from .core import atomic_write, from_uint8, get_device, progress_wanted, save_image_grid, with_options_of
+from .core import atomic_write, from_uint8, to_uint8, get_device, progress_wanted, save_image_grid, with_options_of
 from .data import ImageDataset, data_root, heldout_dataset
 from .batches import dataset_of
 from .sampling import SOLVERS, TIME_GRIDS, save_samples
@@ -17,10 +17,12 @@ from .metrics import closest_pairs, image_metrics
 from .fid import FID_MODES, InceptionFeatures, fid_protocol, folder_images, image_features, reference_features
 from .checkpoint import load_trained_model
 from .multiscale import load_cascade
+from .latents import LatentModel, latent_model
+from .autoencoder import psnr
 
 # %% auto #0
 __all__ = ['SamplingOptions', 'sampler_of', 'sample_folder_name', 'sample_run', 'heldout_dataset_of', 'score_samples',
-           'evaluate_run']
+           'reconstruct', 'score_reconstructions', 'reconstruction_floor', 'evaluate_autoencoder_run', 'evaluate_run']
 
 # %% ../nbs/09a_evaluation.ipynb #9787d657
 @dataclass
@@ -60,14 +62,17 @@ def sampler_of(run_dir:str|Path, # the run folder (the base run of a cascade)
                cond_noise:float|None=None, # cascade: noise level of the stages' conditioning images
                raw:bool=False, # the raw weights instead of the EMA
                device=None, # where the models go
+               trained=None, # the run's `TrainedModel`, if loaded already
               ) -> tuple:
-    "The image model to sample (a run's, or a `Cascade`), its checkpoint's step, what names the chain in a folder name, the options of the run whose images it makes (a chain's top stage), and the (base) checkpoint read; each checkpoint is read once."
+    "The image model to sample (a run's, a latent run's with its decoder, or a `Cascade`), its checkpoint's step, what names the chain in a folder name, the options of the run whose images it makes (a chain's top stage), and the (base) checkpoint read; each checkpoint is read once."
     if stages:
         model = load_cascade([checkpoint or run_dir, *stages.split(',')], cond_noise, ema=not raw, device=device)
         chain = f"_cascade{model.res}_noise{'-'.join(f'{l:g}' for l in model.cond_noise)}_steps{'-'.join(str(s) for s in model.steps[1:])}"
         return model, model.steps[0], chain, model.configs[-1], model.checkpoints[0]
-    model, cfg, step, ckpt = load_trained_model(checkpoint or run_dir, ema=not raw, device=device)
+    model, cfg, step, ckpt, latent = trained or load_trained_model(checkpoint or run_dir, ema=not raw, device=device)
     if cfg['model'] == 'mlp': raise ValueError(f"{run_dir} holds a 2-D model: sample it with flowers_fm.sampling.sample")
+    if cfg['objective'] == 'autoencoder': raise ValueError(f"{run_dir} holds an autoencoder, which makes no samples: eval_flowers scores its reconstructions")
+    if latent: model = latent_model(model, latent, cfg['res'], device)  # decoded to images
     return model, step, '', cfg, ckpt
 
 def sample_folder_name(step:int, # the checkpoint's step
@@ -122,6 +127,59 @@ def score_samples(samples:torch.Tensor, # uint8 sample images (N, C, H, W)
         save_image_grid(closest_pairs(samples, ds.images[ref.indices], feats, ref.features), Path(out) / 'nearest_training.png', nrow=8)
     return result
 
+# %% ../nbs/09a_evaluation.ipynb #dca04a4d
+@torch.no_grad()
+def reconstruct(autoencoder, # an autoencoder with `encode` and `decode`
+                images:torch.Tensor, # uint8 images (N, C, H, W)
+                batch_size:int=64, # images per pass
+               ) -> torch.Tensor:
+    "The uint8 reconstructions of `images` from their posterior means, on the autoencoder's device."
+    device = next(autoencoder.parameters()).device
+    out = [autoencoder.decode(autoencoder.encode(from_uint8(images[i:i + batch_size].to(device)))[0]) for i in range(0, len(images), batch_size)]
+    return to_uint8(torch.cat(out).float().clamp(-1, 1).cpu())
+
+def score_reconstructions(autoencoder, # the autoencoder
+                          ds:ImageDataset, # the training images (the reference)
+                          held:ImageDataset|None, # real images it did not see: these are reconstructed when given
+                          extractor:InceptionFeatures, # the network
+                          n:int=1000, # images reconstructed (a seeded subset)
+                          ref_n:int=0, # reference images (a seeded subset; 0 = all)
+                          seed:int=0, # seed of the subsets
+                          cache_dir=None, # where reference features are cached
+                          progress:bool=True, # progress bars
+                          out=None, # also write originals above their reconstructions there (`reconstructions.png`)
+                         ) -> dict:
+    "rFID, KID, precision and recall of the reconstructions of `n` real images, their PSNR, and the protocol."
+    real = held if held is not None else ds
+    idx = torch.randperm(len(real), generator=torch.Generator().manual_seed(seed))[:n]
+    originals = real.images[idx]
+    recon = reconstruct(autoencoder, originals)
+    result = score_samples(recon, ds, extractor, None, ref_n, seed, cache_dir, progress)
+    result.update(psnr=psnr(recon, originals), images=f"{len(idx)} {'held-out' if held is not None else 'training'} images ({real.name})")
+    result['protocol'] = result['protocol'].replace('samples', 'reconstructions')
+    result.pop('reference'); result.pop('heldout')
+    if out is not None: save_image_grid(from_uint8(torch.cat([originals[:8], recon[:8]])), Path(out) / 'reconstructions.png', nrow=8)
+    return result
+
+def reconstruction_floor(space, ds, held, extractor, n, ref_n, seed, cache_dir, progress, folder) -> dict:
+    "`score_reconstructions` of a latent space's autoencoder, kept in `folder` once computed."
+    path = Path(folder) / f"autoencoder_{space.record['sha1'][:12]}_n{n}_ref{ref_n}_seed{seed}.json"
+    if path.exists(): return json.loads(path.read_text())
+    result = score_reconstructions(space.autoencoder, ds, held, extractor, n, ref_n, seed, cache_dir, progress)
+    with atomic_write(path, 'w') as f: json.dump(result, f, indent=1)
+    return result
+
+def evaluate_autoencoder_run(run_dir, trained, extractor, n:int, ref_n:int, seed:int, progress:bool) -> dict:
+    "`evaluate_run` of an autoencoder's run: its reconstructions scored, into `eval/step..._reconstructions_n.../eval.json`."
+    cfg, out = trained.config, Path(run_dir) / 'eval' / f'step{trained.step:08d}_reconstructions_seed{seed}_n{n}'
+    result = score_reconstructions(trained.model, dataset_of(cfg, augment=False), heldout_dataset_of(cfg), extractor, n, ref_n, seed,
+                                   data_root(cfg['data_root']) / 'fid_stats', progress, out)
+    result['settings'] = dict(run_dir=str(run_dir), checkpoint=str(trained.checkpoint), step=trained.step, n=n, ref_n=ref_n, seed=seed, mode=extractor.mode, data=cfg['data'], res=cfg['res'])
+    with atomic_write(out / 'eval.json', 'w') as f: json.dump(result, f, indent=1)
+    print(f"step {trained.step}: rFID {result['fid']:.2f}, KID {result['kid']:.4f}, PSNR {result['psnr']:.1f} dB of {result['images']}"
+          f"\n  ({result['protocol']}); wrote {out / 'eval.json'}")
+    return result
+
 # %% ../nbs/09a_evaluation.ipynb #6b670035
 @with_options_of(SamplingOptions)
 def evaluate_run(run_dir:str='runs/flowers', # the run folder written by train_flowers
@@ -136,16 +194,22 @@ def evaluate_run(run_dir:str='runs/flowers', # the run folder written by train_f
     o = SamplingOptions(**kwargs).check()
     dev, bars = get_device(o.device), progress_wanted(o.progress)
     extractor = InceptionFeatures(mode, weights, dev)  # no weights: stop before any sampling
-    model, step, chain, cfg, ckpt = sampler_of(run_dir, o.checkpoint, o.stages, o.cond_noise, o.raw, dev)  # a chain is scored at its top stage's resolution
+    trained = None if o.stages else load_trained_model(o.checkpoint or run_dir, ema=not o.raw, device=dev)
+    if trained and trained.config['objective'] == 'autoencoder': return evaluate_autoencoder_run(run_dir, trained, extractor, n, ref_n, o.seed, bars)
+    model, step, chain, cfg, ckpt = sampler_of(run_dir, o.checkpoint, o.stages, o.cond_noise, o.raw, dev, trained)  # a chain is scored at its top stage's resolution
     out = Path(run_dir) / 'eval' / (sample_folder_name(step, o, chain) + f'_n{n}')
     folder = save_samples(model, out / 'samples', n, o.batch_size, o.sample_labels, o.guidance, o.method, o.steps, o.grid, o.seed, dev, bars)
     ds, samples = dataset_of(cfg), folder_images(folder, n)
     result = score_samples(samples, ds, extractor, heldout_dataset_of(cfg), ref_n, o.seed, data_root(cfg['data_root']) / 'fid_stats', bars, out)
     nfe = json.loads((folder / 'samples.json').read_text())['nfe']
+    if isinstance(model, LatentModel):  # the floor of any latent model: its autoencoder's reconstructions
+        result['protocol'] += f'; {model.space.protocol()}'
+        result['autoencoder'] = reconstruction_floor(model.space, ds, heldout_dataset_of(cfg), extractor, n, ref_n, o.seed, data_root(cfg['data_root']) / 'fid_stats', bars, Path(run_dir) / 'eval')
     result['settings'] = dict(run_dir=str(run_dir), **{**vars(o), 'checkpoint': str(ckpt)}, step=step, weights='raw' if o.raw else 'ema', n=n, model_calls_per_batch=sum(nfe.values()) / len(nfe), mode=mode, extractor=extractor.name,
                               reference=result.pop('reference'), heldout=result.pop('heldout'), data=cfg['data'], res=cfg['res'])
     with atomic_write(out / 'eval.json', 'w') as f: json.dump(result, f, indent=1)
     print(f"step {step}: FID {result['fid']:.2f}, KID {result['kid']:.4f}, precision {result['precision']:.3f}, recall {result['recall']:.3f}"
           + (f", memorisation {result['memorisation_ratio']:.2f}; real-vs-real floor FID {result['floor']['fid']:.2f}" if 'floor' in result else '')
+          + (f"\n  autoencoder floor: rFID {result['autoencoder']['fid']:.2f}, PSNR {result['autoencoder']['psnr']:.1f} dB" if 'autoencoder' in result else '')
           + f"\n  ({result['protocol']}); wrote {out / 'eval.json'}")
     return result

@@ -14,9 +14,10 @@ from .lowres import condition_image, downsample, upsample
 from .config import OBJECTIVES, TrainConfig, make_condition, make_interpolant, make_pairing
 from .batches import StepBatch, draw_step
 from .regularizers import class_centroids, locality_loss, same_class_partner
+from .autoencoder import autoencoder_loss, code_usage
 
 # %% auto #0
-__all__ = ['FlowMatchingLoss', 'fm_loss', 'FlowMatching', 'make_objective']
+__all__ = ['FlowMatchingLoss', 'fm_loss', 'FlowMatching', 'Autoencoding', 'make_objective']
 
 # %% ../nbs/05g_objectives.ipynb #1939b504
 class FlowMatchingLoss(NamedTuple):
@@ -95,16 +96,17 @@ class FlowMatching:
         return dict(regularizer_loss=float(val))
 
     def sample_grid(self, model, batches, device, n:int=16, path=None) -> torch.Tensor:
-        "Euler samples of `model` from fixed noise (labels cycling through the classes when conditional; a stage upsamples the first `n` images)."
+        "Euler samples of `model` from fixed noise (labels cycling through the classes when conditional; a stage upsamples the first `n` images; latents are decoded)."
         cfg, g = self.cfg, torch.Generator().manual_seed(self.cfg.seed + 1)
         if cfg.cond_res: n = min(n, len(batches.ds))  # a stage's sample needs an image to upsample
-        shape = (2,) if cfg.model == 'mlp' else (batches.channels, cfg.res, cfg.res)
+        shape = (2,) if cfg.model == 'mlp' else (batches.channels, batches.res, batches.res)
         x0 = torch.randn((n, *shape), generator=g)
         y = torch.arange(n) % batches.num_classes if cfg.class_cond else None
         if cfg.cond_res:  # the data's images shrunk to cond_res, at half the stage's largest training noise level
             low = downsample(from_uint8(batches.ds.images[:n]), cfg.cond_res)
             y = condition_image(low, cfg.res, torch.full((n,), cfg.cond_noise / 2), torch.randn(low.shape, generator=g))
         x = sample(model, n, shape, y, steps=cfg.sample_steps, noise=x0, device=device).x
+        if hasattr(batches, 'decode'): x = batches.decode(x)  # latents: the pictures are their images
         if path is not None and x.ndim == 4:  # a stage's grid shows what it was given above what it made
             save_image_grid(torch.cat([upsample(low.to(device), cfg.res), x]).float().clamp(-1, 1) if cfg.cond_res else x.float().clamp(-1, 1), path, nrow=8)
         return x
@@ -115,14 +117,54 @@ class FlowMatching:
         b = draw_step(0, torch.Generator(), batches, cfg.seed, device, make_pairing(cfg), batches.num_classes if cfg.class_cond else None,
                       cfg.label_dropout, overfit=True, condition=make_condition(cfg))
         y = b.labels[:n] if cfg.class_cond else b.y[:n] if cfg.cond_res else None
-        out = sample(model, n, b.x0.shape[1:], y, steps=cfg.sample_steps, noise=b.x0[:n]).x
-        grid = torch.cat([b.x1[:n], out.float().clamp(-1, 1)])
+        out, data = sample(model, n, b.x0.shape[1:], y, steps=cfg.sample_steps, noise=b.x0[:n]).x, b.x1[:n]
+        if hasattr(batches, 'decode'): out, data = batches.decode(out), batches.decode(data)
+        grid = torch.cat([data.float().clamp(-1, 1), out.float().clamp(-1, 1)])
         if path is not None: save_image_grid(grid, path, nrow=n)
         return grid
 
+# %% ../nbs/05g_objectives.ipynb #31465678
+class Autoencoding:
+    "The autoencoder objective of a run: `autoencoder_loss` with the run's weights; its pictures are images above their reconstructions."
+    terms = ('loss_rec', 'loss_spectral', 'loss_kl', 'code_usage')
+    interpolant = None  # no path: the batches draw no path noise
+
+    def __init__(self, cfg:TrainConfig): self.cfg = cfg  # the run's options: the loss weights
+    def begin_step(self, state, step:int, batches, generator:torch.Generator, device): pass
+
+    def loss(self, model, # the autoencoder (or its DDP wrapper)
+             batch:StepBatch, # the (micro-)batch: its images `x1`
+             generator:torch.Generator, # the step's stream: the posterior's noise
+             centroids=None, # unused
+            ) -> tuple[torch.Tensor, dict]:
+        "The loss to minimise on `batch`, and its terms as detached scalars."
+        ae, x = getattr(model, 'module', model), batch.x1
+        eps = torch.randn((len(x), *ae.latent_shape(x.shape[-1])), generator=generator).to(x.device) if ae.bottleneck == 'kl' else None
+        out = autoencoder_loss(model, x, eps, self.cfg.kl_weight, self.cfg.spectral_weight)
+        usage = code_usage(out.out.mean.detach(), ae.levels) if ae.bottleneck == 'fsq' else torch.zeros(())
+        return out.loss, dict(loss_rec=out.rec.detach(), loss_spectral=out.spectral.detach(), loss_kl=out.kl.detach(), code_usage=usage.to(x.device))
+
+    def measured(self, model, batch, generator, amp=None) -> dict: return {}
+
+    @torch.no_grad()
+    def reconstructions(self, model, x:torch.Tensor, path=None) -> torch.Tensor:
+        "Images `x` in [-1, 1] (top row) above their reconstructions from the posterior means (bottom row)."
+        with eval_mode(model): grid = torch.cat([x, model(x).recon.float().clamp(-1, 1)])
+        if path is not None: save_image_grid(grid, path, nrow=len(x))
+        return grid
+
+    def sample_grid(self, model, batches, device, n:int=8, path=None) -> torch.Tensor:
+        "The reconstructions of the data set's first `n` images."
+        return self.reconstructions(model, from_uint8(batches.ds.images[:n]).to(device), path)
+
+    def overfit_grid(self, model, batches, device, path=None, n:int=8) -> torch.Tensor:
+        "The reconstructions of the batch an `overfit_batch` run trains on."
+        return self.reconstructions(model, batches.batch(0, torch.Generator().manual_seed(0), device)[0][:n], path)
+
 # %% ../nbs/05g_objectives.ipynb #d0c53523
 def make_objective(cfg:TrainConfig, # the run's options
-                  ) -> FlowMatching:
+                  ) -> FlowMatching|Autoencoding:
     "The objective `cfg.objective` names, built for the run."
     if cfg.objective == 'flow_matching': return FlowMatching(cfg)
+    if cfg.objective == 'autoencoder': return Autoencoding(cfg)
     raise ValueError(f"unknown objective {cfg.objective!r}: choose one of {', '.join(OBJECTIVES)}")

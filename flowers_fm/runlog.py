@@ -69,8 +69,9 @@ def progress_line(step:int, # steps done
                   metrics:dict, # the logged metrics of this step
                   elapsed:float, # seconds since the loop started
                   done_here:int, # steps done since the loop started (not counting resumed ones)
+                  key:str='loss_fm', # the loss shown: the objective's first term
                  ) -> str:
     "One plain progress line: step, loss, images/s and the time left."
     h, rest = divmod(round(elapsed / max(done_here, 1) * (steps - step)), 3600)
-    loss = f"loss {metrics['loss_fm']:.4f}" if 'loss_fm' in metrics else 'no finite loss'
+    loss = f"{key} {metrics[key]:.4f}" if key in metrics else 'no finite loss'
     return f"step {step}/{steps}  {loss}  {metrics['images_per_s']:.1f} images/s  {h}:{rest // 60:02d}:{rest % 60:02d} left"

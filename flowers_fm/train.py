@@ -22,6 +22,7 @@ from .checkpoint import CheckpointWriteError, checkpoint_path, latest_checkpoint
 from .distributed import Processes, start_processes
 from .runlog import MetricsLog, plot_metrics, progress_line
 from .objectives import FlowMatching, make_objective
+from .latents import run_batches
 
 # %% auto #0
 __all__ = ['EMA', 'lr_factor', 'TrainState', 'train_step', 'train_2d', 'NonFiniteLossError', 'PeriodicWork',
@@ -235,7 +236,7 @@ class PeriodicWork:
         m |= self.objective.measured(self.state.model, batch, generator, self.amp)
         m |= dict(lr=self.state.sched.get_last_lr()[0], images_per_s=len(w) * cfg.batch_size / (now - self.t_log), skipped=self.state.skipped)
         self.log.log(m | evaluated)
-        if cfg.progress and not self.bar: print(progress_line(self.state.step, cfg.steps, m, now - self.t_start, self.state.step - self.first), flush=True)
+        if cfg.progress and not self.bar: print(progress_line(self.state.step, cfg.steps, m, now - self.t_start, self.state.step - self.first, self.objective.terms[0]), flush=True)
         self.window, self.t_log = [], time.perf_counter()
 
     def write(self, f, *args, **kwargs):
@@ -250,7 +251,8 @@ class PeriodicWork:
         "The checkpoint of the current step, written once."
         state, cfg = self.state, self.cfg
         if self.saved is None or self.saved[0] != state.step:
-            path = save_checkpoint(checkpoint_path(self.run, state.step), state.state_dict() | dict(config=cfg.to_dict(), model_args=self.model_args), cfg.keep_last)
+            latent = dict(latent=self.batches.record) if hasattr(self.batches, 'record') else {}  # a latent run's autoencoder and normalisation
+            path = save_checkpoint(checkpoint_path(self.run, state.step), state.state_dict() | dict(config=cfg.to_dict(), model_args=self.model_args) | latent, cfg.keep_last)
             self.saved = (state.step, path)
         return self.saved[1]
 
@@ -260,7 +262,7 @@ class PeriodicWork:
 
     def _finish(self):
         if self.cfg.overfit_batch and self.cfg.model != 'mlp': self.objective.overfit_grid(self.state.model, self.batches, self.device, path=self.run / 'overfit_batch.png')
-        plot_metrics(self.run, path=self.run / 'loss_curve.png')
+        plot_metrics(self.run, (*self.objective.terms, 'grad_norm'), path=self.run / 'loss_curve.png')
         self.log.close()
 
 # %% ../nbs/05h_train.ipynb #1e985664
@@ -288,7 +290,7 @@ def stop_requests(signals:tuple=(signal.SIGINT, signal.SIGTERM), # the signals t
 
 # %% ../nbs/05h_train.ipynb #bef69f70
 def train(cfg:TrainConfig, # the options of the run
-          batches=None, # a batch source (`ImageBatches`, `ToyBatches`); built from cfg when None
+          batches=None, # a batch source (`ImageBatches`, `LatentBatches`, `ToyBatches`); built from cfg when None
           model:torch.nn.Module|None=None, # the model; built from cfg when None
           eval_fn=None, # optional callable(ema_model, step) -> dict of extra metrics, called every eval_every steps (else with FID) and at the end
           objective=None, # what is minimised; `make_objective(cfg)` when None
@@ -301,7 +303,7 @@ def train(cfg:TrainConfig, # the options of the run
     with run_dir_lock(run, cfg.resume, cfg.overwrite) if procs.main else nullcontext():  # (already held and checked when `main` called this)
         procs.barrier()  # the folder is ready before any process reads it
         seed_everything(cfg.seed)
-        batches = batches or make_batches(cfg)
+        batches = batches or run_batches(cfg, device)
         args = model_args(cfg, batches) if model is None else None  # a model passed in cannot be rebuilt from the checkpoint
         model = (model or make_model(cfg, batches)).to(device)
         state = TrainState(cfg, (model.to(memory_format=torch.channels_last) if cfg.channels_last else model).train())
