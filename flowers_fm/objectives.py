@@ -4,6 +4,7 @@
 
 # %% ../nbs/05g_objectives.ipynb #2a744108
 from __future__ import annotations
+import math
 from typing import NamedTuple
 import torch
 
@@ -134,12 +135,13 @@ class Autoencoding:
 
     def loss(self, model, # the autoencoder (or its DDP wrapper)
              batch:StepBatch, # the (micro-)batch: its images `x1`
-             generator:torch.Generator, # the step's stream: the posterior's noise
+             generator:torch.Generator, # the step's stream (unused: the batch holds the noise)
              centroids=None, # unused
             ) -> tuple[torch.Tensor, dict]:
         "The loss to minimise on `batch`, and its terms as detached scalars."
         ae, x = getattr(model, 'module', model), batch.x1
-        eps = torch.randn((len(x), *ae.latent_shape(x.shape[-1])), generator=generator).to(x.device) if ae.bottleneck == 'kl' else None
+        shape = ae.latent_shape(x.shape[-1])  # the posterior's noise: the first numbers of each row's step noise, so it is the same on any number of processes
+        eps = batch.x0.flatten(1)[:, :math.prod(shape)].reshape(len(x), *shape) if ae.bottleneck == 'kl' else None
         out = autoencoder_loss(model, x, eps, self.cfg.kl_weight, self.cfg.spectral_weight)
         usage = code_usage(out.out.mean.detach(), ae.levels) if ae.bottleneck == 'fsq' else torch.zeros(())
         return out.loss, dict(loss_rec=out.rec.detach(), loss_spectral=out.spectral.detach(), loss_kl=out.kl.detach(), code_usage=usage.to(x.device))
