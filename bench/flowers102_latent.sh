@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Oxford Flowers 102, all 8,189 images, at 128 px through a latent space on one GPU (nbs/13a_latents): an autoencoder of
+# Oxford Flowers 102, all 8,189 images, at 128 px through a latent space on one GPU (nbs/05da_latents): an autoencoder of
 # the flowers (f=8, 16x16x4 latents), then a class-conditional flow of its latents, then FID of the decoded samples with
 # the autoencoder's rFID floor beside it. Downloads the data set (about 330 MB) on the first run; every step resumes, so
-# the script can be run again after an interruption. Cost estimate and protocol: 13a_latents.
+# the script can be run again after an interruption. Cost estimate and protocol: 05da_latents.
 #   bench/flowers102_latent.sh [RUNS_FOLDER]        (AE_STEPS, FLOW_STEPS and N_FID override the defaults)
 set -euo pipefail
 out=${1:-runs/flowers102_latent}

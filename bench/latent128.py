@@ -74,11 +74,12 @@ def run_info(r:dict, cfg:TrainConfig, took:float, step_s:float, key:str) -> dict
     return dict(model=cfg.model, batch_size=cfg.batch_size, steps=cfg.steps, step_s=round(step_s, 3), loop_s=round(loop_s, 1), train_s=round(took, 1),
                 params=count_parameters(r['model']), curve=curve)
 
-def train_autoencoder(name:str, budget:float, work:Path) -> dict:
+def train_autoencoder(name:str, budget:float, work:Path, steps:int=0) -> dict:
+    "Train one autoencoder option for `steps`, or for about `budget` seconds (its steps set from its measured step time)."
     preset, kl, spectral = AUTOENCODERS[name]
     step_s = ae_step_seconds(preset)
     cfg = TrainConfig(**(COMMON | dict(objective='autoencoder', model=preset, res=128, batch_size=AE_BATCH, kl_weight=kl, spectral_weight=spectral,
-                                       steps=max(20, round(budget / step_s)), log_every=25, run_dir=str(work / f'ae_{name}'), overwrite=True)))
+                                       steps=steps or max(20, round(budget / step_s)), log_every=25, run_dir=str(work / f'ae_{name}'), overwrite=True)))
     t0 = time.perf_counter(); r = train(cfg); took = time.perf_counter() - t0
     return dict(run_dir=cfg.run_dir, preset=preset, kl_weight=kl, spectral_weight=spectral, **run_info(r, cfg, took, step_s, 'loss_rec'))
 
@@ -109,6 +110,7 @@ def main():
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     p.add_argument('--budget', type=float, default=450., help='flow-training seconds per arm (multiscale128.json: 450)')
     p.add_argument('--ae_budget', type=float, default=600., help='training seconds per autoencoder')
+    p.add_argument('--ae_steps', type=int, default=0, help="steps of each autoencoder (0: from --ae_budget and its step time; give the main one's to compare options at equal steps)")
     p.add_argument('--n', type=int, default=256, help='samples (and reconstructions) scored')
     p.add_argument('--steps', type=int, default=25, help='Euler steps')
     p.add_argument('--autoencoders', default=','.join(AUTOENCODERS), help='autoencoders to train, comma-separated (the first is the main one)')
@@ -143,7 +145,7 @@ def main():
     names = a.autoencoders.split(',')
     for name in names if 'autoencoders' in stages else []:
         if name in res['autoencoders']: continue
-        say(f'autoencoder {name}'); info = train_autoencoder(name, a.ae_budget, work)
+        say(f'autoencoder {name}'); info = train_autoencoder(name, a.ae_budget, work, a.ae_steps)
         ae = load_trained_model(info['run_dir']).model
         originals = held.images[:a.n]
         recon = reconstruct(ae, originals)

@@ -178,7 +178,7 @@ class TrainedModel(NamedTuple):
     config:dict # the options of its run (`TrainConfig.to_dict()`)
     step:int # the step of the checkpoint
     checkpoint:Path # the file it was read from
-    latent:dict|None=None # a latent run's record of its autoencoder (see 13a_latents), else None
+    latent:dict|None=None # a latent run's record of its autoencoder (see 05da_latents), else None
 
 def load_trained_model(path:str|Path, # a checkpoint file, or a run folder (its latest checkpoint)
                        ema:bool=True, # load the EMA weights (for sampling) rather than the raw ones

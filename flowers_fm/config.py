@@ -52,7 +52,7 @@ class TrainConfig:
     flip:bool=False # random horizontal flips
     download:bool=True # download a missing real data set (--no-download: fail with a message instead)
     on_error:str='raise' # an unreadable image file: raise, or skip it with a warning
-    latent:str='' # train on latents: an autoencoder's run folder, sd-vae, or a diffusers AutoencoderKL folder ('' = on pixels; 13a_latents)
+    latent:str='' # train on latents: an autoencoder's run folder, sd-vae, or a diffusers AutoencoderKL folder ('' = on pixels; 05da_latents)
     objective:str='flow_matching' # what the loop minimises: flow_matching, or autoencoder (with an ae_* model; see 05g_objectives)
     kl_weight:float=1e-4 # autoencoder: weight of the KL term (kl bottleneck)
     spectral_weight:float=1. # autoencoder: weight of the amplitude-spectrum term (0 = pixel L1 alone)

@@ -312,10 +312,10 @@ MODEL_PRESETS = {
     'dit_tiny': dict(arch='dit', dim=32, depth=2, heads=2, patch=4, res=32),
     **{f'dit_{size}{p}': dict(arch='dit', dim=dim, depth=depth, heads=heads, patch=p, res=32)
        for size, (dim, depth, heads) in dict(s=(384, 12, 6), b=(768, 12, 12), l=(1024, 24, 16)).items() for p in (2, 4, 8)},
-    # flows of latents (13a_latents): 16x16 or 32x32 sides, a few channels
+    # flows of latents (05da_latents): 16x16 or 32x32 sides, a few channels
     'unet_latent': dict(arch='unet', base=32, mults=(1, 2, 2), num_res_blocks=2, attn_res=(8,), heads=4, dropout=0., res=16),
     'dit_latent': dict(arch='dit', dim=192, depth=6, heads=3, patch=2, res=16),
-    # autoencoders (13_autoencoder), trained with objective='autoencoder'
+    # autoencoders (03a_autoencoder), trained with objective='autoencoder'
     'ae_kl_f8': dict(arch='autoencoder', factor=8, latent_channels=4, base=16, bottleneck='kl', res=128),
     'ae_kl_f4': dict(arch='autoencoder', factor=4, latent_channels=3, base=16, bottleneck='kl', res=128),
     'ae_fsq_f8': dict(arch='autoencoder', factor=8, latent_channels=4, levels=(8, 5, 5, 5), base=16, bottleneck='fsq', res=128),
