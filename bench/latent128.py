@@ -83,11 +83,14 @@ def train_autoencoder(name:str, budget:float, work:Path, steps:int=0) -> dict:
     t0 = time.perf_counter(); r = train(cfg); took = time.perf_counter() - t0
     return dict(run_dir=cfg.run_dir, preset=preset, kl_weight=kl, spectral_weight=spectral, **run_info(r, cfg, took, step_s, 'loss_rec'))
 
-def train_flow(ae_run:str, budget:float, work:Path, name:str, pairing:str='independent') -> tuple:
-    probe = load_trained_model(ae_run).model
-    step_s = flow_step_seconds(probe.latent_shape(128), pairing)
+def train_flow(ae_run:str, budget:float, work:Path, name:str, pairing:str='independent', steps:int=0, main_shape:tuple=(4, 16, 16)) -> tuple:
+    "Train a flow on an autoencoder's latents for about `budget` seconds, or for `steps` scaled by its step time against a flow on `main_shape`."
+    shape = load_trained_model(ae_run).model.latent_shape(128)
+    step_s = flow_step_seconds(shape, pairing)
+    # steps given: equal time by the ratio of step times measured back to back (a busy machine slows both alike)
+    steps = round(steps * flow_step_seconds(main_shape) / step_s) if steps else round(budget / step_s)
     cfg = TrainConfig(**(COMMON | dict(latent=ae_run, model=FLOW_MODEL, res=128, batch_size=FLOW_BATCH, pairing=pairing,
-                                       steps=max(20, round(budget / step_s)), log_every=10, run_dir=str(work / f'flow_{name}'), overwrite=True)))
+                                       steps=max(20, steps), log_every=10, run_dir=str(work / f'flow_{name}'), overwrite=True)))
     t0 = time.perf_counter(); r = train(cfg); took = time.perf_counter() - t0
     saved = load_trained_model(cfg.run_dir)
     return latent_model(saved.model, saved.latent, 128), dict(pairing=pairing, latent=saved.latent['sha1'][:12], **run_info(r, cfg, took, step_s, 'loss_fm'))
@@ -111,6 +114,7 @@ def main():
     p.add_argument('--budget', type=float, default=450., help='flow-training seconds per arm (multiscale128.json: 450)')
     p.add_argument('--ae_budget', type=float, default=600., help='training seconds per autoencoder')
     p.add_argument('--ae_steps', type=int, default=0, help="steps of each autoencoder (0: from --ae_budget and its step time; give the main one's to compare options at equal steps)")
+    p.add_argument('--flow_steps', type=int, default=0, help="steps of a flow on latents of the main autoencoder's shape, others scaled by their step time (0: from --budget; give the main flow's steps to add arms on a busy machine)")
     p.add_argument('--n', type=int, default=256, help='samples (and reconstructions) scored')
     p.add_argument('--steps', type=int, default=25, help='Euler steps')
     p.add_argument('--autoencoders', default=','.join(AUTOENCODERS), help='autoencoders to train, comma-separated (the first is the main one)')
@@ -129,6 +133,7 @@ def main():
     res['protocol'] = dict(budget_s=a.budget, ae_budget_s=a.ae_budget, n=a.n, euler_steps=a.steps, threads=a.threads, n_images=N_IMAGES, flow_model=FLOW_MODEL,
                            flow_batch=FLOW_BATCH, ae_batch=AE_BATCH, **{k: v for k, v in COMMON.items() if k in ('lr', 'warmup', 'ema')},
                            kid=f'TF-Inception clean resize, {a.ref} training images at 128 px', hardware=f'{platform.machine()} CPU, torch {torch.__version__}, {a.threads} threads')
+    if a.ae_steps or a.flow_steps: res['protocol']['steps_given'] = dict(autoencoder=a.ae_steps, flow=a.flow_steps)  # arms added at the main ones' steps
     t0 = time.perf_counter()
     say = lambda what: print(f'[{time.perf_counter() - t0:7.1f} s] {what}', flush=True)
     ds = load_dataset('flowers', 128, n=N_IMAGES, seed=SEED)
@@ -157,7 +162,7 @@ def main():
     for name, pairing in arms:
         key, table = (name, 'latent') if pairing == 'independent' else (pairing, 'pairing')
         if key in res[table] or name not in res['autoencoders']: continue
-        say(f'flow {name} {pairing}'); model, info = train_flow(res['autoencoders'][name]['run_dir'], a.budget, work, f'{name}_{pairing}', pairing)
+        say(f'flow {name} {pairing}'); model, info = train_flow(res['autoencoders'][name]['run_dir'], a.budget, work, f'{name}_{pairing}', pairing, a.flow_steps)
         say('sampling')
         images, sample_s, nfe = draw(model, a.n, a.steps)
         info.update(autoencoder=name, sample_s=round(sample_s, 1), nfe=nfe, grid=save_grid(images[:16], f'{name}_{pairing}'), **scored(images))
