@@ -15,14 +15,13 @@ Writes nbs/study/latent128.json and the grids nbs/images/latent128_*.jpg.
 import argparse, json, platform, sys, time
 from pathlib import Path
 import torch
-from PIL import Image
 
 ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT))
-from multiscale128 import COMMON, N_IMAGES, SEED  # one protocol for both benchmarks
+from multiscale128 import COMMON, N_IMAGES, SEED, save_grid  # one protocol for both benchmarks
 from flowers_fm.autoencoder import autoencoder_loss, psnr
 from flowers_fm.config import TrainConfig
-from flowers_fm.core import from_uint8, image_grid, to_uint8
+from flowers_fm.core import from_uint8, to_uint8
 from flowers_fm.data import data_root, heldout_dataset, load_dataset
 from flowers_fm.domain import DomainMetrics, domain_net
 from flowers_fm.evaluation import reconstruct
@@ -104,11 +103,6 @@ def draw(model, n:int, steps:int, seed:int=1) -> tuple:
         out.append(to_uint8(s.x.float().clamp(-1, 1)))
     return torch.cat(out), time.perf_counter() - t0, s.nfe
 
-def save_grid(images:torch.Tensor, name:str, nrow:int=8) -> str:
-    path = ROOT / 'nbs' / 'images' / f'latent128_{name}.jpg'
-    Image.fromarray(image_grid(from_uint8(images), nrow=nrow).numpy()).save(path, quality=85)
-    return str(path.relative_to(ROOT))
-
 def main():
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     p.add_argument('--budget', type=float, default=450., help='flow-training seconds per arm (multiscale128.json: 450)')
@@ -155,7 +149,7 @@ def main():
         originals = held.images[:a.n]
         recon = reconstruct(ae, originals)
         m = scored(recon)
-        info.update(rfid=m['fid'], rkid=m['kid'], rdomain_fd=m['domain_fd'], psnr=psnr(recon, originals), grid=save_grid(torch.cat([originals[:8], recon[:8]]), f'recon_{name}'))
+        info.update(rfid=m['fid'], rkid=m['kid'], rdomain_fd=m['domain_fd'], psnr=psnr(recon, originals), grid=save_grid(torch.cat([originals[:8], recon[:8]]), f'recon_{name}', 'latent128'))
         res['autoencoders'][name] = info; save()
         print('autoencoder', name, {k: v for k, v in info.items() if k != 'curve'}, flush=True)
     arms = [(n, 'independent') for n in a.flows.split(',') if 'latent' in stages] + [(names[0], p) for p in a.pairings.split(',') if p and 'pairing' in stages]
@@ -165,7 +159,7 @@ def main():
         say(f'flow {name} {pairing}'); model, info = train_flow(res['autoencoders'][name]['run_dir'], a.budget, work, f'{name}_{pairing}', pairing, a.flow_steps)
         say('sampling')
         images, sample_s, nfe = draw(model, a.n, a.steps)
-        info.update(autoencoder=name, sample_s=round(sample_s, 1), nfe=nfe, grid=save_grid(images[:16], f'{name}_{pairing}'), **scored(images))
+        info.update(autoencoder=name, sample_s=round(sample_s, 1), nfe=nfe, grid=save_grid(images, f'{name}_{pairing}', 'latent128'), **scored(images))
         res[table][key] = info; save()
         print(table, key, {k: v for k, v in info.items() if k != 'curve'}, flush=True)
 

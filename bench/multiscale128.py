@@ -97,8 +97,9 @@ def score(images:torch.Tensor, ref_feats:torch.Tensor, inception, domain:DomainM
     d = domain(to_uint8(downsample(from_uint8(images), 32)))
     return dict(kid=kid(feats, ref_feats), **{f'domain_{k}': v for k, v in d.items()})
 
-def save_grid(images:torch.Tensor, name:str):
-    path = ROOT / 'nbs' / 'images' / f'multiscale128_{name}.jpg'
+def save_grid(images:torch.Tensor, name:str, prefix:str='multiscale128'):
+    "The first 16 of `images` as a grid of two rows, nbs/images/{prefix}_{name}.jpg; its path from the repository root."
+    path = ROOT / 'nbs' / 'images' / f'{prefix}_{name}.jpg'
     Image.fromarray(image_grid(from_uint8(images[:16]), nrow=8).numpy()).save(path, quality=85)
     return str(path.relative_to(ROOT))
 

@@ -36,6 +36,8 @@ class ToyBatches:
     "Batches of 2-D points from a toy sampler, as (x1, None)."
     def __init__(self, name:str, batch_size:int): self.name, self.batch_size = name, batch_size
     num_classes, channels = None, None
+    record = None  # what a checkpoint records of the batches' space: nothing (a latent run's records its autoencoder)
+    def decode(self, x): return x  # the points themselves
     def batch(self, step:int, generator:torch.Generator, device, rows:slice=slice(None)) -> tuple:
         "Rows `rows` of the points of `step`, on `device`."
         return sample_toy(self.name, self.batch_size, generator)[rows].to(device), None
@@ -58,6 +60,8 @@ class ImageBatches:
     num_classes = property(lambda self: self.ds.num_classes)
     channels = property(lambda self: self.ds.channels)
     res = property(lambda self: self.ds.res)  # the side of what a batch holds
+    record = None  # what a checkpoint records of the batches' space: nothing for pixels (`LatentBatches` records its autoencoder)
+    def decode(self, x:torch.Tensor) -> torch.Tensor: return x  # the images a batch's numbers show: pixels are images already
 
     def indices(self, step:int, generator:torch.Generator) -> torch.Tensor:
         "The dataset indices of the batch of `step`."

@@ -4,7 +4,7 @@
 
 # %% ../nbs/05da_latents.ipynb #680d1c5f
 from __future__ import annotations
-import hashlib, re, socket, warnings
+import hashlib, os, re, socket, warnings
 from pathlib import Path
 from typing import NamedTuple
 import torch, torch.nn as nn
@@ -42,6 +42,12 @@ class DiffusersAutoencoder(nn.Module):
     def encode(self, x): d = self.vae.encode(x).latent_dist; return d.mean, d.std
     def decode(self, z): return self.vae.decode(z).sample
 
+def _hub_reachable() -> bool:
+    "Whether huggingface.co answers; never when `HF_HUB_OFFLINE` is set (the hub's own switch: it would refuse to download)."
+    if os.environ.get('HF_HUB_OFFLINE', '').lower() in ('1', 'true', 'yes', 'on'): return False
+    try: socket.create_connection(('huggingface.co', 443), timeout=5).close(); return True
+    except OSError: return False
+
 def _diffusers(spec:str):
     try: from diffusers import AutoencoderKL
     except ImportError: raise AutoencoderError(f"--latent {spec} needs diffusers: pip install 'flowers_fm[latent]'") from None
@@ -50,11 +56,10 @@ def _diffusers(spec:str):
         if Path(spec).is_dir(): return AutoencoderKL.from_pretrained(spec, low_cpu_mem_usage=False)
         try: return AutoencoderKL.from_pretrained(SD_VAE, local_files_only=True, low_cpu_mem_usage=False)  # in the hub's cache already
         except OSError: pass
-    try: socket.create_connection(('huggingface.co', 443), timeout=5).close()
-    except OSError:
-        raise AutoencoderError(f"--latent sd-vae (the [latent] extra) downloads {SD_VAE} from huggingface.co, which cannot be reached from here: download it "
+    if not _hub_reachable():
+        raise AutoencoderError(f"--latent sd-vae (the [latent] extra) downloads {SD_VAE} from huggingface.co, which cannot be reached from here (or HF_HUB_OFFLINE is set): download it "
                                f"where it can be (huggingface-cli download {SD_VAE} --local-dir sd_vae_ft_ema) and give that folder, --latent sd_vae_ft_ema, "
-                               f"or train an autoencoder here (--objective autoencoder)") from None
+                               f"or train an autoencoder here (--objective autoencoder)")
     return AutoencoderKL.from_pretrained(SD_VAE, low_cpu_mem_usage=False)  # (without accelerate)
 
 def load_autoencoder(spec:str, # an autoencoder's run folder or checkpoint, `sd-vae`, or a folder of a diffusers AutoencoderKL

@@ -107,7 +107,7 @@ class FlowMatching:
             low = downsample(from_uint8(batches.ds.images[:n]), cfg.cond_res)
             y = condition_image(low, cfg.res, torch.full((n,), cfg.cond_noise / 2), torch.randn(low.shape, generator=g))
         x = sample(model, n, shape, y, steps=cfg.sample_steps, noise=x0, device=device).x
-        if hasattr(batches, 'decode'): x = batches.decode(x)  # latents: the pictures are their images
+        x = batches.decode(x)  # latents: the pictures are their images
         if path is not None and x.ndim == 4:  # a stage's grid shows what it was given above what it made
             save_image_grid(torch.cat([upsample(low.to(device), cfg.res), x]).float().clamp(-1, 1) if cfg.cond_res else x.float().clamp(-1, 1), path, nrow=8)
         return x
@@ -119,7 +119,7 @@ class FlowMatching:
                       cfg.label_dropout, overfit=True, condition=make_condition(cfg))
         y = b.labels[:n] if cfg.class_cond else b.y[:n] if cfg.cond_res else None
         out, data = sample(model, n, b.x0.shape[1:], y, steps=cfg.sample_steps, noise=b.x0[:n]).x, b.x1[:n]
-        if hasattr(batches, 'decode'): out, data = batches.decode(out), batches.decode(data)
+        out, data = batches.decode(out), batches.decode(data)
         grid = torch.cat([data.float().clamp(-1, 1), out.float().clamp(-1, 1)])
         if path is not None: save_image_grid(grid, path, nrow=n)
         return grid

@@ -251,7 +251,7 @@ class PeriodicWork:
         "The checkpoint of the current step, written once."
         state, cfg = self.state, self.cfg
         if self.saved is None or self.saved[0] != state.step:
-            latent = dict(latent=self.batches.record) if hasattr(self.batches, 'record') else {}  # a latent run's autoencoder and normalisation
+            latent = dict(latent=self.batches.record) if self.batches.record else {}  # a latent run's autoencoder and normalisation
             path = save_checkpoint(checkpoint_path(self.run, state.step), state.state_dict() | dict(config=cfg.to_dict(), model_args=self.model_args) | latent, cfg.keep_last)
             self.saved = (state.step, path)
         return self.saved[1]
