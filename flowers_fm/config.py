@@ -15,6 +15,9 @@ from .data import TOY_SAMPLERS, DATASETS, ON_ERROR_CHOICES, check_res
 from .interpolants import INTERPOLANTS, TIME_SAMPLERS, get_interpolant, get_time_sampler
 from .pairing import PAIRINGS, CLASS_PAIRINGS, get_pairing
 from .models import MODEL_PRESETS, get_model
+from .prediction import PREDICTIONS
+from .loss_weights import LOSS_WEIGHTS
+from .averaging import power_gamma
 from .fid import FID_MODES
 from .lowres import lowres_condition
 
@@ -28,17 +31,17 @@ PRECISIONS = ('fp32', 'bf16', 'fp16')
 CROP_CHOICES = ('center', 'random')
 REGULARIZERS = ('none', 'locality', 'anchor')
 ANCHOR_FORMS = ('full', 'simple')
-LR_SCHEDULES = ('constant', 'cosine')
+LR_SCHEDULES = ('constant', 'cosine', 'rsqrt')
 ON_NAN = ('stop', 'skip')
 PAIRING_SCOPES = ('device', 'global')
 OBJECTIVES = ('flow_matching', 'autoencoder')  # built by `flowers_fm.objectives.make_objective`
 # options that must match when a run resumes from a checkpoint: what the model is
-STRUCTURAL = ('data', 'latent', 'objective', 'res', 'model', 'attn_res', 'qk_norm', 'class_cond', 'interpolant', 'sigma', 'precision', 'cond_res')
+STRUCTURAL = ('data', 'latent', 'objective', 'res', 'model', 'attn_res', 'qk_norm', 'class_cond', 'interpolant', 'sigma', 'prediction', 'loss_weight', 'precision', 'cond_res')
 # ... and what it learns from: the images, their order and the batches' random streams
 FIXED_ON_RESUME = STRUCTURAL + ('split', 'n_images', 'crop', 'flip', 'seed', 'batch_size', 'pairing', 'pairing_scope', 'num_subclasses',
-                                'time_sampler', 'label_dropout', 'regularizer', 'anchor_form', 'overfit_batch', 'kl_weight', 'spectral_weight')
+                                'time_sampler', 'snr_gamma', 'ema_stds', 'label_dropout', 'regularizer', 'anchor_form', 'overfit_batch', 'kl_weight', 'spectral_weight')
 # options a resumed run takes from its command line, not from its checkpoint (the others, such as log_every, are read anew each step anyway)
-CHANGED_ON_RESUME = ('lr', 'warmup', 'lr_schedule', 'weight_decay', 'ema', 'grad_clip', 'steps')
+CHANGED_ON_RESUME = ('lr', 'warmup', 'lr_schedule', 'weight_decay', 'beta2', 'ema', 'grad_clip', 'steps')
 
 @dataclass
 class TrainConfig:
@@ -66,15 +69,21 @@ class TrainConfig:
     pairing:str='independent' # a pairing of `PAIRINGS`, or label_ot (exact OT within classes, image data)
     pairing_scope:str='device' # with several processes: pair within each process's rows (device), or the global batch (global)
     time_sampler:str='logit_normal' # logit_normal (better samples at no cost in 12_pairing_study), uniform, or shifted (by resolution)
+    prediction:str='velocity' # what the network predicts: velocity, x (the clean image) or eps (the noise), turned into a velocity (02a_prediction)
+    loss_weight:str='none' # weight of each time in the loss: none, min_snr, or uncertainty (learned per time, EDM2; 02b_loss_weights)
+    snr_gamma:float=5. # min_snr: the SNR above which the clean-image loss stops growing
     batch_size:int=32 # images per optimizer step
     grad_accum:int=1 # micro-batches per step (batch_size must divide evenly)
     steps:int=500 # optimizer steps in total
     lr:float=2e-4 # peak learning rate
     warmup:int=50 # linear warm-up steps
-    lr_schedule:str='constant' # after warm-up: constant, or cosine decay to 0 at `steps`
+    lr_schedule:str='constant' # after warm-up: constant, cosine decay to 0 at `steps`, or rsqrt (lr * sqrt(warmup / step))
+    beta2:float=0.999 # Adam's decay of the squared gradients (0.99 adapts faster)
     weight_decay:float=0. # AdamW weight decay
     grad_clip:float=1. # clip the gradient norm to this (0 = no clipping; the norm is logged either way)
     ema:float=0.9999 # EMA decay (with warm-up)
+    ema_stds:str='' # instead: power-function averages (EDM2) of these relative widths, e.g. 0.05,0.1; the first is sampled (04e_averaging)
+    ema_every:int=0 # with ema_stds: steps between the snapshots post-hoc averages are rebuilt from, in run_dir/ema (0 = steps // 32)
     precision:str='fp32' # fp32, bf16 (autocast on any device) or fp16 (CUDA, with a gradient scaler)
     channels_last:bool=False # keep convolution weights and activations channels-last (faster convolutions on CPUs and GPUs)
     num_subclasses:int=0 # >0: k-means subclasses per class, each batch drawn from one of them
@@ -130,7 +139,7 @@ class TrainConfig:
             if self.crop == 'random': bad('crop', 'latents are encoded once, before training: use center crops (flips are encoded too)')
             if self.cond_res: bad('cond_res', 'a latent run is one model: drop --cond_res')
             if self.fid_every: bad('fid_every', 'a latent run is scored after training, decoded to pixels: eval_flowers --run_dir RUN')
-        for opt, allowed in (('objective', OBJECTIVES), ('interpolant', INTERPOLANTS), ('pairing', PAIRINGS | CLASS_PAIRINGS), ('time_sampler', TIME_SAMPLERS), ('precision', PRECISIONS),
+        for opt, allowed in (('objective', OBJECTIVES), ('interpolant', INTERPOLANTS), ('prediction', PREDICTIONS), ('loss_weight', LOSS_WEIGHTS), ('pairing', PAIRINGS | CLASS_PAIRINGS), ('time_sampler', TIME_SAMPLERS), ('precision', PRECISIONS),
                              ('regularizer', REGULARIZERS), ('anchor_form', ANCHOR_FORMS), ('lr_schedule', LR_SCHEDULES), ('on_nan', ON_NAN), ('fid_mode', FID_MODES),
                              ('pairing_scope', PAIRING_SCOPES)):
             if getattr(self, opt) not in allowed: bad(opt, f"choose one of {', '.join(allowed)}")
@@ -139,8 +148,18 @@ class TrainConfig:
         if self.batch_size % self.grad_accum: bad('grad_accum', f'it must divide batch_size={self.batch_size}')
         if not 0 <= self.label_dropout < 1: bad('label_dropout', 'use a fraction in [0, 1)')
         if not 0 <= self.ema < 1: bad('ema', 'use a decay in [0, 1), e.g. 0.9999 (0 = no averaging)')
+        if self.ema_stds:
+            try: [power_gamma(s) for s in self.ema_stds_tuple()]
+            except ValueError as e: bad('ema_stds', f"use relative widths joined by commas, e.g. 0.05,0.1 ({e})")
+        if not 0 < self.beta2 < 1: bad('beta2', 'use a decay in (0, 1), e.g. 0.999 or 0.99')
+        if self.lr_schedule == 'rsqrt' and not self.warmup: bad('lr_schedule', 'rsqrt decays as sqrt(warmup / step): give warmup > 0')
+        if not (math.isfinite(self.snr_gamma) and self.snr_gamma > 0): bad('snr_gamma', 'use a positive number, e.g. 5')
+        if self.objective == 'autoencoder' and (self.prediction, self.loss_weight) != ('velocity', 'none'):
+            bad('prediction' if self.prediction != 'velocity' else 'loss_weight', 'they are options of a flow: an autoencoder leaves them at their defaults')
+        if self.prediction != 'velocity' and make_interpolant(self).stochastic:
+            bad('prediction', f'{self.prediction}-prediction needs a deterministic path: use interpolant linear (sigma 0), target_fm, trig or cosine')
         if not (math.isfinite(self.lr) and self.lr > 0): bad('lr', 'use a finite, positive learning rate, e.g. 2e-4')
-        for opt in ('warmup', 'grad_clip', 'weight_decay', 'reg_weight', 'kl_weight', 'spectral_weight', 'num_subclasses', 'sample_every', 'save_every', 'sigma', 'data_workers', 'fid_every', 'eval_every', 'fid_ref_n'):
+        for opt in ('warmup', 'grad_clip', 'weight_decay', 'reg_weight', 'kl_weight', 'spectral_weight', 'num_subclasses', 'sample_every', 'save_every', 'ema_every', 'sigma', 'data_workers', 'fid_every', 'eval_every', 'fid_ref_n'):
             if not math.isfinite(getattr(self, opt)) or getattr(self, opt) < 0: bad(opt, 'use a finite value >= 0')
         if self.regularizer != 'none' and toy: bad('regularizer', 'regularizers need labelled image data')
         if self.pairing in CLASS_PAIRINGS and toy: bad('pairing', f'{self.pairing} pairs within classes: it needs labelled image data')
@@ -178,6 +197,8 @@ class TrainConfig:
         attn = {} if not self.attn_res else dict(attn_res=() if self.attn_res == 'none' else tuple(int(r) for r in self.attn_res.split(',')))
         return attn | (dict(qk_norm=True) if self.qk_norm else {})
 
+    def ema_stds_tuple(self) -> tuple: return tuple(float(s) for s in self.ema_stds.split(',')) if self.ema_stds else ()
+
     def to_dict(self) -> dict: return dataclasses.asdict(self)
 
 # %% ../nbs/05_config.ipynb #039993c4
@@ -185,9 +206,11 @@ def model_args(cfg:TrainConfig, # the run's options
                batches, # its batch source: the data's channels and classes
               ) -> dict:
     "The arguments of `get_model` (its preset `name` and overrides) for `cfg` and the data of `batches` (pixels, or latents: their side and channels); checkpoints store them."
-    if cfg.model == 'mlp': return dict(name='mlp')
     if cfg.objective == 'autoencoder': return dict(name=cfg.model, res=cfg.res, in_channels=batches.channels)
-    args = dict(name=cfg.model, res=batches.res if cfg.latent else cfg.res, in_channels=batches.channels, num_classes=batches.num_classes if cfg.class_cond else None, **cfg.unet_options())
+    flow = (dict(prediction=cfg.prediction, path=dict(name=cfg.interpolant) | (dict(sigma_min=cfg.sigma or 1e-4) if cfg.interpolant == 'target_fm' else {}))
+            if cfg.prediction != 'velocity' else {}) | (dict(learned_weight=True) if cfg.loss_weight == 'uncertainty' else {})
+    if cfg.model == 'mlp': return dict(name='mlp', **flow)
+    args = dict(name=cfg.model, **flow, res=batches.res if cfg.latent else cfg.res, in_channels=batches.channels, num_classes=batches.num_classes if cfg.class_cond else None, **cfg.unet_options())
     return args | (dict(cond_channels=batches.channels + 1) if cfg.cond_res else {})  # a stage sees the image below and its noise level
 
 def make_model(cfg:TrainConfig, batches) -> torch.nn.Module:

@@ -11,6 +11,9 @@ import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint
 
 from .autoencoder import Autoencoder
+from .interpolants import get_interpolant
+from .prediction import FlowNetwork
+from .loss_weights import TimeLogVariance
 
 # %% auto #0
 __all__ = ['MODEL_PRESETS', 'ARCHITECTURES', 'SELU', 'MLP', 'timestep_embedding', 'TimeClassEmbedding', 'zero_init', 'ResBlock',
@@ -325,9 +328,17 @@ MODEL_PRESETS = {
 ARCHITECTURES = {'mlp': MLP, 'unet': UNet, 'dit': DiT, 'autoencoder': Autoencoder}
 
 def get_model(name:str, # one of `MODEL_PRESETS`
+              prediction:str='velocity', # what the network predicts: velocity, x or eps (a `FlowNetwork` turns x and eps into velocities)
+              path:dict|None=None, # the deterministic path x- and eps-prediction are converted on: `get_interpolant` arguments, e.g. dict(name='linear')
+              learned_weight:bool=False, # also learn the per-time log-variance of the loss (loss_weight='uncertainty')
               **overrides, # any argument of the model's class, e.g. res=64, num_classes=102, base=32
              ) -> nn.Module:
-    "The preset model `name`, with `overrides` applied."
+    "The preset model `name`, with `overrides` applied; wrapped in a `FlowNetwork` when it predicts x or eps, or learns its loss weights."
+    net = _preset(name, **overrides)
+    if prediction == 'velocity' and not learned_weight: return net
+    return FlowNetwork(net, prediction, get_interpolant(**path) if path else None, TimeLogVariance() if learned_weight else None)
+
+def _preset(name, **overrides):
     if name not in MODEL_PRESETS: raise ValueError(f"unknown model {name!r}: choose one of {', '.join(MODEL_PRESETS)}")
     kw = {**MODEL_PRESETS[name], **overrides}
     cls = ARCHITECTURES[kw.pop('arch')]

@@ -14,6 +14,7 @@ from .sampling import sample
 from .lowres import condition_image, downsample, upsample
 from .config import OBJECTIVES, TrainConfig, make_condition, make_interpolant, make_pairing
 from .batches import StepBatch, draw_step
+from .loss_weights import weighted_loss
 from .regularizers import class_centroids, locality_loss, same_class_partner
 from .autoencoder import autoencoder_loss, code_usage
 
@@ -72,9 +73,16 @@ class FlowMatching:
         "The loss to minimise on `batch`, and its terms as detached scalars."
         out = fm_loss(model, batch.x0, batch.x1, self.interpolant, y=batch.y, t=batch.t, noise=batch.eps)
         reg = self.regularizer(model, batch, out, generator, centroids)
+        loss = self.weighted(model, out)
         terms = dict(loss_fm=out.loss.detach(), regularizer_loss=reg.detach().float(),
                      vector_field_mean_norm=out.v.detach().float().flatten(1).norm(dim=1).mean())
-        return out.loss + self.cfg.reg_weight * reg, terms
+        return loss + self.cfg.reg_weight * reg, terms
+
+    def weighted(self, model, out:FlowMatchingLoss) -> torch.Tensor:
+        "The loss of `out` with the run's weights over time (`loss_weight`; the logged `loss_fm` stays the plain mean, comparable between runs)."
+        if self.cfg.loss_weight == 'none': return out.loss
+        err = (out.v.float() - out.ut).pow(2).flatten(1).mean(1)
+        return weighted_loss(err, out.t, self.cfg.loss_weight, self.interpolant, getattr(getattr(model, 'module', model), 'logvar', None), self.cfg.snr_gamma)
 
     def regularizer(self, model, batch:StepBatch, out:FlowMatchingLoss, generator:torch.Generator, centroids=None) -> torch.Tensor:
         "The regulariser's term on `batch` (0 without one): locality to a same-class partner, or to the class centroid."
