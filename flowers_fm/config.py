@@ -15,16 +15,16 @@ from .data import TOY_SAMPLERS, DATASETS, ON_ERROR_CHOICES, check_res
 from .interpolants import INTERPOLANTS, TIME_SAMPLERS, get_interpolant, get_time_sampler
 from .pairing import PAIRINGS, CLASS_PAIRINGS, get_pairing
 from .models import MODEL_PRESETS, get_model
-from .prediction import PREDICTIONS
-from .loss_weights import LOSS_WEIGHTS
+from .prediction import PREDICTIONS, FlowNetwork
+from .loss_weights import LOSS_WEIGHTS, TimeLogVariance
 from .averaging import power_gamma
 from .fid import FID_MODES
 from .lowres import lowres_condition
 
 # %% auto #0
 __all__ = ['PRECISIONS', 'CROP_CHOICES', 'REGULARIZERS', 'ANCHOR_FORMS', 'LR_SCHEDULES', 'ON_NAN', 'PAIRING_SCOPES', 'OBJECTIVES',
-           'STRUCTURAL', 'FIXED_ON_RESUME', 'CHANGED_ON_RESUME', 'TrainConfig', 'model_args', 'make_model',
-           'make_interpolant', 'make_time_sampler', 'make_condition', 'make_pairing']
+           'STRUCTURAL', 'FIXED_ON_RESUME', 'CHANGED_ON_RESUME', 'TrainConfig', 'model_args', 'as_flow_network',
+           'make_model', 'make_interpolant', 'make_time_sampler', 'make_condition', 'make_pairing']
 
 # %% ../nbs/05_config.ipynb #d0432da5
 PRECISIONS = ('fp32', 'bf16', 'fp16')
@@ -212,6 +212,13 @@ def model_args(cfg:TrainConfig, # the run's options
     if cfg.model == 'mlp': return dict(name='mlp', **flow)
     args = dict(name=cfg.model, **flow, res=batches.res if cfg.latent else cfg.res, in_channels=batches.channels, num_classes=batches.num_classes if cfg.class_cond else None, **cfg.unet_options())
     return args | (dict(cond_channels=batches.channels + 1) if cfg.cond_res else {})  # a stage sees the image below and its noise level
+
+def as_flow_network(cfg:TrainConfig, # the run's options
+                    net:torch.nn.Module, # a network passed to `train`, called as net(x, t, y)
+                   ) -> torch.nn.Module:
+    "`net` wrapped in the `FlowNetwork` that `cfg`'s prediction and loss weights need (itself when it needs none, or is one already)."
+    if isinstance(net, FlowNetwork) or (cfg.prediction == 'velocity' and cfg.loss_weight != 'uncertainty'): return net
+    return FlowNetwork(net, cfg.prediction, make_interpolant(cfg), TimeLogVariance() if cfg.loss_weight == 'uncertainty' else None)
 
 def make_model(cfg:TrainConfig, batches) -> torch.nn.Module:
     "The model preset of `cfg` for the data of `batches`."

@@ -17,6 +17,7 @@ from .metrics import closest_pairs, image_metrics
 from .fid import FID_MODES, InceptionFeatures, fid_protocol, folder_images, image_features, reference_features
 from .checkpoint import load_trained_model
 from .multiscale import load_cascade
+from .averaging import posthoc_ema
 from .latents import LatentModel, latent_model
 from .autoencoder import psnr
 
@@ -38,6 +39,7 @@ class SamplingOptions:
     seed:int=0 # seed of the noise (and of KID's subsets)
     device:str='auto' # auto, cpu, cuda, cuda:N, mps or xla
     raw:bool=False # use the raw weights instead of the EMA
+    ema_std:float=0. # a run with power-function averages (--ema_stds): rebuild the average of this relative width from its snapshots (0 = the run's first)
     progress:bool=True # show a progress bar
     stages:str=None # a cascade: the run folders of the stages above run_dir, comma-separated, lowest resolution first
     cond_noise:float=None # cascade: noise level of the stages' conditioning images (default: half of each stage's training level)
@@ -47,6 +49,7 @@ class SamplingOptions:
         if self.method not in SOLVERS: raise ValueError(f"invalid method={self.method!r}: choose one of {', '.join(SOLVERS)}")
         if self.grid not in TIME_GRIDS: raise ValueError(f"invalid grid={self.grid!r}: choose one of {', '.join(TIME_GRIDS)}")
         if self.labels not in (None, 'null') and not str(self.labels).isdigit(): raise ValueError(f"invalid labels={self.labels!r}: give nothing, 'null' or a class index")
+        if self.ema_std and (self.raw or self.stages): raise ValueError(f"invalid ema_std={self.ema_std}: it rebuilds the average of one run; drop --{'raw' if self.raw else 'stages'}")
         for k in ('batch_size', 'steps'):
             if not isinstance(getattr(self, k), int) or getattr(self, k) < 1: raise ValueError(f"invalid {k}={getattr(self, k)!r}: use a positive integer")
         return self
@@ -61,6 +64,7 @@ def sampler_of(run_dir:str|Path, # the run folder (the base run of a cascade)
                stages:str|None=None, # a cascade: the stages' run folders, comma-separated, lowest resolution first
                cond_noise:float|None=None, # cascade: noise level of the stages' conditioning images
                raw:bool=False, # the raw weights instead of the EMA
+               ema_std:float=0., # >0: the power-function average of this relative width, rebuilt from the run's snapshots (`posthoc_ema`)
                device=None, # where the models go
                trained=None, # the run's `TrainedModel`, if loaded already
               ) -> tuple:
@@ -71,6 +75,7 @@ def sampler_of(run_dir:str|Path, # the run folder (the base run of a cascade)
         return model, model.steps[0], chain, model.configs[-1], model.checkpoints[0]
     model, cfg, step, ckpt, latent = trained or load_trained_model(checkpoint or run_dir, ema=not raw, device=device)
     if cfg['model'] == 'mlp': raise ValueError(f"{run_dir} holds a 2-D model: sample it with flowers_fm.sampling.sample")
+    if ema_std: model.load_state_dict(posthoc_ema(run_dir, ema_std, step))  # the snapshots up to the checkpoint's step
     if cfg['objective'] == 'autoencoder': raise ValueError(f"{run_dir} holds an autoencoder, which makes no samples: eval_flowers scores its reconstructions")
     if latent: model = latent_model(model, latent, cfg['res'], device)  # decoded to images
     return model, step, '', cfg, ckpt
@@ -80,7 +85,7 @@ def sample_folder_name(step:int, # the checkpoint's step
                        chain:str='', # what names a cascade (see `sampler_of`)
                       ) -> str:
     "The name of a folder of samples: the checkpoint's step and every setting that changes the samples."
-    return f"step{step:08d}_{o.method}{o.steps}_{o.grid}_w{o.guidance:g}_seed{o.seed}{'_raw' if o.raw else ''}{chain}"
+    return f"step{step:08d}_{o.method}{o.steps}_{o.grid}_w{o.guidance:g}_seed{o.seed}{'_raw' if o.raw else ''}{f'_ema{o.ema_std:g}' if o.ema_std else ''}{chain}"
 
 @with_options_of(SamplingOptions)
 def sample_run(run_dir:str='runs/flowers', # the run folder written by train_flowers
@@ -91,7 +96,7 @@ def sample_run(run_dir:str='runs/flowers', # the run folder written by train_flo
     o = SamplingOptions(**kwargs).check()
     if not isinstance(n, int) or n < 1: raise ValueError(f"invalid n={n!r}: use a positive number of images")
     dev = get_device(o.device)
-    model, step, chain, _, ckpt = sampler_of(run_dir, o.checkpoint, o.stages, o.cond_noise, o.raw, dev)
+    model, step, chain, _, ckpt = sampler_of(run_dir, o.checkpoint, o.stages, o.cond_noise, o.raw, o.ema_std, dev)
     folder = Path(out) if out else Path(run_dir) / 'samples' / sample_folder_name(step, o, chain)
     save_samples(model, folder, n, o.batch_size, o.sample_labels, o.guidance, o.method, o.steps, o.grid, o.seed, dev, progress_wanted(o.progress))
     print(f"wrote {n} samples of {ckpt} (step {step}) to {folder}")
@@ -196,7 +201,7 @@ def evaluate_run(run_dir:str='runs/flowers', # the run folder written by train_f
     extractor = InceptionFeatures(mode, weights, dev)  # no weights: stop before any sampling
     trained = None if o.stages else load_trained_model(o.checkpoint or run_dir, ema=not o.raw, device=dev)
     if trained and trained.config['objective'] == 'autoencoder': return evaluate_autoencoder_run(run_dir, trained, extractor, n, ref_n, o.seed, bars)
-    model, step, chain, cfg, ckpt = sampler_of(run_dir, o.checkpoint, o.stages, o.cond_noise, o.raw, dev, trained)  # a chain is scored at its top stage's resolution
+    model, step, chain, cfg, ckpt = sampler_of(run_dir, o.checkpoint, o.stages, o.cond_noise, o.raw, o.ema_std, dev, trained)  # a chain is scored at its top stage's resolution
     out = Path(run_dir) / 'eval' / (sample_folder_name(step, o, chain) + f'_n{n}')
     folder = save_samples(model, out / 'samples', n, o.batch_size, o.sample_labels, o.guidance, o.method, o.steps, o.grid, o.seed, dev, bars)
     ds, samples = dataset_of(cfg), folder_images(folder, n)

@@ -16,7 +16,7 @@ from .core import AMP_DTYPES, WriteError, autocast_for, get_rng_states, progress
 from .data import data_root
 from .interpolants import Interpolant, LinearInterpolant
 from .fid import FIDEvaluator
-from .config import CHANGED_ON_RESUME, LR_SCHEDULES, TrainConfig, make_condition, make_model, make_pairing, make_time_sampler, model_args
+from .config import CHANGED_ON_RESUME, LR_SCHEDULES, TrainConfig, as_flow_network, make_condition, make_model, make_pairing, make_time_sampler, model_args
 from .batches import SEED_SCHEME, ImageBatches, StepBatch, draw_step, drawn_ahead, make_batches, save_cluster_grids, step_batches, step_seed
 from .checkpoint import CheckpointWriteError, checkpoint_path, latest_checkpoint, load_latest_checkpoint, run_dir_lock, save_checkpoint
 from .distributed import Processes, start_processes
@@ -279,7 +279,7 @@ def train(cfg:TrainConfig, # the options of the run
         seed_everything(cfg.seed)
         batches = batches or run_batches(cfg, device)
         args = model_args(cfg, batches) if model is None else None  # a model passed in cannot be rebuilt from the checkpoint
-        model = (model or make_model(cfg, batches)).to(device)
+        model = (as_flow_network(cfg, model) if model is not None else make_model(cfg, batches)).to(device)  # a network passed in predicts what cfg says
         state = TrainState(cfg, (model.to(memory_format=torch.channels_last) if cfg.channels_last else model).train())
         ck, saved = load_latest_checkpoint(run, cfg) if cfg.resume else (None, None)
         if saved is not None:

@@ -1,0 +1,168 @@
+"""The rate of learning: each lever of `train_flowers` alone against the current defaults, at equal wall-clock, on the
+5,000 real MNIST digits and the generated flowers at 32 px.
+
+Every run trains the `train_flowers` defaults (unet_small, batch 32, lr 2e-4, EMA 0.9999, logit-normal times) with one
+option changed, for --budget seconds of training: its steps are the budget over the measured seconds per step of its
+configuration (a batch of 64 gets half the steps). The EMA model is scored at a quarter, a half and the whole budget
+(and at three quarters; the scoring is not on the clock) with the pairing study's in-domain metrics (`flowers_fm.study.quality`: 256 samples,
+16 Euler steps, FD/precision/recall/class TV in the features of a classifier trained on held-out images), and at the
+end the memorisation ratio of its samples (median nearest-training-image distance over that of held-out images).
+The power-EMA arm is also read post hoc at several averaging widths from its snapshots.
+
+Rows are appended to nbs/study/rate_reduced.jsonl as runs finish; a rerun skips what is there.
+
+    .venv/bin/python bench/rate_of_learning.py --threads 2 [--tasks mnist flowers32] [--seeds 0 1] [--arms old new ...]
+"""
+import argparse, json, platform, shutil, sys, tempfile, time
+from pathlib import Path
+import torch
+
+from flowers_fm.averaging import posthoc_ema
+from flowers_fm.config import TrainConfig
+from flowers_fm.core import append_jsonl, read_jsonl, to_uint8
+from flowers_fm.data import heldout_dataset
+from flowers_fm.metrics import memorisation
+from flowers_fm.sampling import integrate
+from flowers_fm.study import Task, noise_points, quality, task_data
+from flowers_fm.train import train
+
+ROOT = Path(__file__).resolve().parent.parent
+TASKS = {  # the pairing study's image tasks (same images, classifier and samples), trained with the train_flowers model
+    'mnist': Task('mnist', 'mnist5k', model='unet_small', n_eval=256, sample_steps=16, domain_steps=300),
+    'flowers32': Task('flowers32', 'flowers', model='unet_small', n_eval=256, sample_steps=16, domain_steps=300),
+}
+ARMS = {  # one option changed from the train_flowers defaults
+    'old': {},
+    'new': dict(lr=1e-3, prediction='x'),  # the candidate defaults: the two best levers of MNIST's first seed together
+    'lr_1e-3_ema_0.999': dict(lr=1e-3, ema=0.999),
+    'lr_1e-3': dict(lr=1e-3),
+    'ema_0.999': dict(ema=0.999),
+    'power_ema': dict(ema_stds='0.05,0.1'),
+    'x_pred': dict(prediction='x'),
+    'eps_pred': dict(prediction='eps'),
+    'uncertainty': dict(loss_weight='uncertainty'),
+    'min_snr': dict(loss_weight='min_snr'),
+    'beta2_0.99': dict(beta2=0.99),
+    'cosine': dict(lr_schedule='cosine'),
+    'batch_64': dict(batch_size=64),
+    'unet_tiny': dict(model='unet_tiny'),
+    'flip': dict(flip=True),
+}
+POSTHOC_STDS = (0.02, 0.05, 0.1, 0.2)
+# 2-D: the pairing study's recipe (MLP, batch 256, lr 1e-3, 1,500 steps, EMA 0.999), W2 of 1,000 points, three seeds; the levers that apply
+TASKS_2D = {n: Task(n, f'toy:{n}', steps=1500) for n in ('8gaussians', 'moons')}
+ARMS_2D = ('old', 'x_pred', 'eps_pred', 'uncertainty', 'min_snr', 'power_ema', 'beta2_0.99', 'cosine')
+
+
+def config(task, arm, seed, run_dir, steps):
+    kw = dict(ARMS[arm])
+    return TrainConfig(**dict(dict(data=task.data, res=task.res, n_images=task.n_images, model=task.model, steps=steps, seed=seed, run_dir=str(run_dir),
+                                   log_every=max(1, steps // 25), sample_every=0, save_every=0, eval_every=max(1, steps // 4), progress=False,
+                                   device='cpu', channels_last=True), **kw))
+
+
+def sec_per_step(task, arm, tmp):
+    "Seconds per optimizer step of the arm's configuration: 32 steps, the last 24 timed."
+    cfg, ticks = config(task, arm, 0, tmp / 'calibrate', 32), []
+    cfg.eval_every, cfg.log_every = 1, 32  # eval_fn is called after every step: a clock; one log line, as runs log rarely
+    train(cfg, eval_fn=lambda model, step: ticks.append(time.perf_counter()) or {})
+    shutil.rmtree(tmp / 'calibrate', ignore_errors=True)
+    return (ticks[-2] - ticks[6]) / 24  # (the last tick comes after the log line)
+
+
+def memorisation_ratio(task, model):
+    data = task_data(task)
+    x = torch.cat([integrate(model, z, 'euler', task.sample_steps).x for z in noise_points(task).split(128)])
+    emb = lambda im: data['metrics'].embed(im)[0]
+    held = heldout_dataset(task.data, task.res, 'train' if task.data == 'mnist5k' else 'all', n_images=task.n_images, seed=0).images[:task.n_eval]
+    return memorisation(emb(to_uint8(x)), emb(data['ds'].images[:2000]), emb(held))['memorisation_ratio']
+
+
+WARM = []
+
+def run(task, arm, seed, budget, tmp):
+    task_data(task)  # images and classifier, once per process, off the clock
+    if not WARM: WARM.append(sec_per_step(task, 'old', tmp))  # the process's first steps are slow (allocator, thread pool): not any arm's
+    sps = sec_per_step(task, arm, tmp)
+    steps = 4 * max(2, round(budget / sps / 4))  # scored at each quarter
+    run_dir = tmp / f'{task.name}_{arm}_{seed}'; shutil.rmtree(run_dir, ignore_errors=True)
+    curve, clock = [], dict(start=time.perf_counter(), scoring=0.)
+    due = {steps // 4, steps // 2, 3 * steps // 4, steps}
+    def score(model, step):
+        if step not in due: return {}
+        t0 = time.perf_counter()
+        q = quality(model.eval(), task)
+        curve.append(dict(step=step, train_s=round(t0 - clock['start'] - clock['scoring'], 2), **q))
+        clock['scoring'] += time.perf_counter() - t0
+        return dict(fd=q['fd'])
+    r = train(config(task, arm, seed, run_dir, steps), eval_fn=score)
+    row = dict(task=task.name, arm=arm, seed=seed, options=ARMS[arm], budget=budget, steps=steps, sec_per_step=round(sps, 4), train_s=curve[-1]['train_s'],
+               curve=curve, losses=[(m['step'], m['loss_fm']) for m in r['metrics'] if 'loss_fm' in m],
+               memorisation_ratio=memorisation_ratio(task, r['ema'].eval()), threads=torch.get_num_threads(),
+               protocol=f"{platform.machine()} CPU, {torch.get_num_threads()} threads, torch {torch.__version__.split('+')[0]}")
+    if ARMS[arm].get('ema_stds'):
+        model = r['ema']
+        for std in POSTHOC_STDS:
+            model.load_state_dict(posthoc_ema(run_dir, std))
+            row.setdefault('posthoc', []).append(dict(std=std, **quality(model.eval(), task)))
+    shutil.rmtree(run_dir, ignore_errors=True)
+    return row
+
+
+def run_2d(task, arm, seed, tmp):
+    "A 2-D run at the study's recipe with one lever changed: W2 at a quarter, a half and all of its steps."
+    run_dir, curve, clock = tmp / f'{task.name}_{arm}_{seed}', [], dict(start=time.perf_counter(), scoring=0.)
+    def score(model, step):
+        t0 = time.perf_counter(); q = quality(model.eval(), task)
+        curve.append(dict(step=step, train_s=round(t0 - clock['start'] - clock['scoring'], 2), **q)); clock['scoring'] += time.perf_counter() - t0
+        return dict(w2=q['w2'])
+    cfg = TrainConfig(**dict(dict(data=task.data, model='mlp', steps=task.steps, batch_size=task.batch_size, lr=task.lr, warmup=task.steps // 10, ema=0.999,
+                                  seed=seed, run_dir=str(run_dir), log_every=task.steps // 50, sample_every=0, save_every=0, eval_every=task.steps // 4,
+                                  progress=False, device='cpu'), **ARMS[arm]))
+    r = train(cfg, eval_fn=score)
+    row = dict(task=task.name, arm=arm, seed=seed, options=ARMS[arm], budget=0, steps=task.steps, sec_per_step=round(curve[-1]['train_s'] / task.steps, 5),
+               train_s=curve[-1]['train_s'], curve=curve, losses=[(m['step'], m['loss_fm']) for m in r['metrics'] if 'loss_fm' in m], memorisation_ratio=None,
+               threads=torch.get_num_threads(), protocol=f"{platform.machine()} CPU, {torch.get_num_threads()} threads, torch {torch.__version__.split('+')[0]}")
+    if ARMS[arm].get('ema_stds'):
+        model = r['ema']
+        for std in POSTHOC_STDS:
+            model.load_state_dict(posthoc_ema(run_dir, std)); row.setdefault('posthoc', []).append(dict(std=std, **quality(model.eval(), task)))
+    shutil.rmtree(run_dir, ignore_errors=True)
+    return row
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    ap.add_argument('--tasks', nargs='+', default=list(TASKS))
+    ap.add_argument('--arms', nargs='+', default=list(ARMS))
+    ap.add_argument('--seeds', nargs='+', type=int, default=[0, 1])
+    ap.add_argument('--budget', type=float, default=100., help='training seconds of every run')
+    ap.add_argument('--threads', type=int, default=2)
+    ap.add_argument('--results', default=str(ROOT / 'nbs/study/rate_reduced.jsonl'))
+    ap.add_argument('--two_d', action='store_true', help='the 2-D tasks at equal steps (three seeds) instead')
+    a = ap.parse_args()
+    torch.set_num_threads(a.threads)
+    done = {(r['task'], r['arm'], r['seed'], r['budget']) for r in read_jsonl(a.results)}
+    tmp = Path(tempfile.mkdtemp())
+    if a.two_d:
+        for seed in (0, 1, 2):
+            for name, task in TASKS_2D.items():
+                for arm in ARMS_2D:
+                    if (name, arm, seed, 0) in done: continue
+                    row = run_2d(task, arm, seed, tmp); append_jsonl(a.results, row)
+                    print(f"{name} {arm} seed {seed}: W2 " + ' '.join(f"{p['w2']:.3f}" for p in row['curve']), flush=True)
+        return
+    for seed in a.seeds:  # one seed of every cell first: a partial file already compares every lever
+        for name in a.tasks:
+            for arm in a.arms:
+                if (name, arm, seed, a.budget) in done: continue
+                row = run(TASKS[name], arm, seed, a.budget, tmp)
+                append_jsonl(a.results, row)
+                c = row['curve']
+                print(f"{name} {arm} seed {seed}: {row['steps']} steps at {row['sec_per_step']:.3f} s, FD " + ' '.join(f"{p['fd']:.2f}@{p['train_s']:.0f}s" for p in c)
+                      + f", memorisation {row['memorisation_ratio']:.2f}" + (f", post hoc {[(p['std'], round(p['fd'], 2)) for p in row['posthoc']]}" if 'posthoc' in row else ''), flush=True)
+    shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == '__main__':
+    main()
