@@ -5,7 +5,7 @@
 #   bench/flowers102_cascade.sh [RUNS_FOLDER]        (BASE_STEPS, STAGE_STEPS and N_FID override the defaults)
 set -euo pipefail
 out=${1:-runs/flowers102}
-common="--data flowers102 --split all --flip --precision bf16 --channels_last --batch_size 128 --warmup 1000 --save_every 5000 --sample_every 5000 --resume"
+common="--data flowers102 --split all --flip --precision bf16 --channels_last --batch_size 128 --lr 2e-4 --warmup 1000 --save_every 5000 --sample_every 5000 --resume"
 train_flowers $common --res 32 --model unet32 --steps "${BASE_STEPS:-100000}" --run_dir "$out/base32"
 train_flowers $common --res 64 --cond_res 32 --model unet64 --steps "${STAGE_STEPS:-50000}" --run_dir "$out/up64"
 train_flowers $common --res 128 --cond_res 64 --model unet128 --steps "${STAGE_STEPS:-50000}" --run_dir "$out/up128"

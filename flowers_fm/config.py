@@ -75,7 +75,7 @@ class TrainConfig:
     batch_size:int=32 # images per optimizer step
     grad_accum:int=1 # micro-batches per step (batch_size must divide evenly)
     steps:int=500 # optimizer steps in total
-    lr:float=2e-4 # peak learning rate
+    lr:float=1e-3 # peak learning rate (the small presets learn fastest at 1e-3, 12b_rate_of_learning; large ones, unet32 and up or dit_s/b/l, use 1e-4 to 2e-4)
     warmup:int=50 # linear warm-up steps
     lr_schedule:str='constant' # after warm-up: constant, cosine decay to 0 at `steps`, or rsqrt (lr * sqrt(warmup / step))
     beta2:float=0.999 # Adam's decay of the squared gradients (0.99 adapts faster)
@@ -158,7 +158,7 @@ class TrainConfig:
             bad('prediction' if self.prediction != 'velocity' else 'loss_weight', 'they are options of a flow: an autoencoder leaves them at their defaults')
         if self.prediction != 'velocity' and make_interpolant(self).stochastic:
             bad('prediction', f'{self.prediction}-prediction needs a deterministic path: use interpolant linear (sigma 0), target_fm, trig or cosine')
-        if not (math.isfinite(self.lr) and self.lr > 0): bad('lr', 'use a finite, positive learning rate, e.g. 2e-4')
+        if not (math.isfinite(self.lr) and self.lr > 0): bad('lr', 'use a finite, positive learning rate, e.g. 1e-3')
         for opt in ('warmup', 'grad_clip', 'weight_decay', 'reg_weight', 'kl_weight', 'spectral_weight', 'num_subclasses', 'sample_every', 'save_every', 'ema_every', 'sigma', 'data_workers', 'fid_every', 'eval_every', 'fid_ref_n'):
             if not math.isfinite(getattr(self, opt)) or getattr(self, opt) < 0: bad(opt, 'use a finite value >= 0')
         if self.regularizer != 'none' and toy: bad('regularizer', 'regularizers need labelled image data')
