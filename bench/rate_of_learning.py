@@ -19,14 +19,15 @@ import torch
 
 from flowers_fm.averaging import posthoc_ema
 from flowers_fm.config import TrainConfig
-from flowers_fm.core import append_jsonl, read_jsonl, to_uint8
+from flowers_fm.core import append_jsonl, read_jsonl, save_image_grid, to_uint8
 from flowers_fm.data import heldout_dataset
 from flowers_fm.metrics import memorisation
 from flowers_fm.sampling import integrate
-from flowers_fm.study import Task, noise_points, quality, task_data
+from flowers_fm.study import Task, floor, noise_points, quality, task_data
 from flowers_fm.train import train
 
 ROOT = Path(__file__).resolve().parent.parent
+GRIDS = ROOT / 'nbs/images'  # sample grids of the old and new defaults
 TASKS = {  # the pairing study's image tasks (same images, classifier and samples), trained with the train_flowers model
     'mnist': Task('mnist', 'mnist5k', model='unet_small', n_eval=256, sample_steps=16, domain_steps=300),
     'flowers32': Task('flowers32', 'flowers', model='unet_small', n_eval=256, sample_steps=16, domain_steps=300),
@@ -49,6 +50,8 @@ ARMS = {  # one option changed from the train_flowers defaults
     'batch_64': dict(batch_size=64),
     'unet_tiny': dict(model='unet_tiny'),
     'flip': dict(flip=True),
+    'attn_none': dict(attn_res='none'),  # attention only in the middle block
+    'bf16': dict(precision='bf16'),
 }
 POSTHOC_STDS = (0.02, 0.05, 0.1, 0.2)
 # 2-D: the pairing study's recipe (MLP, batch 256, lr 1e-3, 1,500 steps, EMA 0.999), W2 of 1,000 points, three seeds; the levers that apply
@@ -72,9 +75,11 @@ def sec_per_step(task, arm, tmp):
     return (ticks[-2] - ticks[6]) / 24  # (the last tick comes after the log line)
 
 
-def memorisation_ratio(task, model):
+def memorisation_ratio(task, model, grid=None):
+    "The memorisation ratio of the model's samples from the task's noise; the first 64 also written as a grid to `grid`."
     data = task_data(task)
     x = torch.cat([integrate(model, z, 'euler', task.sample_steps).x for z in noise_points(task).split(128)])
+    if grid: save_image_grid(x[:64], grid, nrow=16)
     emb = lambda im: data['metrics'].embed(im)[0]
     held = heldout_dataset(task.data, task.res, 'train' if task.data == 'mnist5k' else 'all', n_images=task.n_images, seed=0).images[:task.n_eval]
     return memorisation(emb(to_uint8(x)), emb(data['ds'].images[:2000]), emb(held))['memorisation_ratio']
@@ -100,7 +105,8 @@ def run(task, arm, seed, budget, tmp):
     r = train(config(task, arm, seed, run_dir, steps), eval_fn=score)
     row = dict(task=task.name, arm=arm, seed=seed, options=ARMS[arm], budget=budget, steps=steps, sec_per_step=round(sps, 4), train_s=curve[-1]['train_s'],
                curve=curve, losses=[(m['step'], m['loss_fm']) for m in r['metrics'] if 'loss_fm' in m],
-               memorisation_ratio=memorisation_ratio(task, r['ema'].eval()), threads=torch.get_num_threads(),
+               memorisation_ratio=memorisation_ratio(task, r['ema'].eval(), GRIDS / f'rate_{task.name}_{arm}_b{budget:.0f}_s{seed}.png' if arm in ('old', 'new') else None),
+               floor=floor(task), threads=torch.get_num_threads(),
                protocol=f"{platform.machine()} CPU, {torch.get_num_threads()} threads, torch {torch.__version__.split('+')[0]}")
     if ARMS[arm].get('ema_stds'):
         model = r['ema']

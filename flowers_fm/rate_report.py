@@ -55,7 +55,8 @@ def rate_table(rows:list, # rows of the results file
     target = float(np.mean([r['curve'][-1][metric] for r in rs if r['arm'] == base]))
     t_base = np.mean([r['curve'][-1][clock] for r in rs if r['arm'] == base])  # the base got there at its end, on average
     t_all = min(r['curve'][-1][clock] for r in rs)  # the time every run reached
-    out = [f"{task}: target {metric} {target:.2f} (the final {metric} of {base!r})", '',
+    floors = [r['floor'] for r in rs if r.get('floor') is not None]
+    out = [f"{task}: target {metric} {target:.2f} (the final {metric} of {base!r})" + (f"; floor {np.mean(floors):.2f} (two draws of real images)" if floors else ''), '',
            f"| option | seeds | steps | s/step | {metric} at ¼ | at ½ | at end | at {t_all:.0f} {'s' if clock == 'train_s' else 'steps'} | final loss | memorisation | {'s' if clock == 'train_s' else 'steps'} to target | × {base} |", '|' + '---|' * 12]
     for a in arms:
         g = [r for r in rs if r['arm'] == a]
