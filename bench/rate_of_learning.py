@@ -11,7 +11,7 @@ The power-EMA arm is also read post hoc at several averaging widths from its sna
 
 Rows are appended to nbs/study/rate_reduced.jsonl as runs finish; a rerun skips what is there.
 
-    .venv/bin/python bench/rate_of_learning.py --threads 2 [--tasks mnist flowers32] [--seeds 0 1] [--arms old new ...]
+    bench/run.sh rate_of_learning.py --threads 2 [--tasks mnist flowers32] [--seeds 0 1] [--arms old new ...]
 """
 import argparse, json, platform, shutil, sys, tempfile, time
 from pathlib import Path
@@ -52,11 +52,13 @@ ARMS = {  # one option changed from the train_flowers defaults
     'flip': dict(flip=True),
     'attn_none': dict(attn_res='none'),  # attention only in the middle block
     'bf16': dict(precision='bf16'),
+    'rsqrt': dict(lr_schedule='rsqrt'),
+    'weight_decay': dict(weight_decay=0.01),
 }
 POSTHOC_STDS = (0.02, 0.05, 0.1, 0.2)
 # 2-D: the pairing study's recipe (MLP, batch 256, lr 1e-3, 1,500 steps, EMA 0.999), W2 of 1,000 points, three seeds; the levers that apply
 TASKS_2D = {n: Task(n, f'toy:{n}', steps=1500) for n in ('8gaussians', 'moons')}
-ARMS_2D = ('old', 'x_pred', 'eps_pred', 'uncertainty', 'min_snr', 'power_ema', 'beta2_0.99', 'cosine')
+ARMS_2D = ('old', 'x_pred', 'eps_pred', 'uncertainty', 'min_snr', 'power_ema', 'beta2_0.99', 'cosine', 'rsqrt', 'weight_decay')
 
 
 def config(task, arm, seed, run_dir, steps):
@@ -89,6 +91,7 @@ WARM = []
 
 def run(task, arm, seed, budget, tmp):
     task_data(task)  # images and classifier, once per process, off the clock
+    t_run = time.perf_counter()
     if not WARM: WARM.append(sec_per_step(task, 'old', tmp))  # the process's first steps are slow (allocator, thread pool): not any arm's
     sps = sec_per_step(task, arm, tmp)
     steps = 4 * max(2, round(budget / sps / 4))  # scored at each quarter
@@ -114,6 +117,7 @@ def run(task, arm, seed, budget, tmp):
             model.load_state_dict(posthoc_ema(run_dir, std))
             row.setdefault('posthoc', []).append(dict(std=std, **quality(model.eval(), task)))
     shutil.rmtree(run_dir, ignore_errors=True)
+    row['wall_s'] = round(time.perf_counter() - t_run, 1)  # the whole run: calibration, training, scoring, memorisation
     return row
 
 
