@@ -1,17 +1,20 @@
-"""The rate of learning: each lever of `train_flowers` alone against the current defaults, at equal wall-clock, on the
-5,000 real MNIST digits and the generated flowers at 32 px.
+"""The rate of learning: each lever of `train_flowers` alone against its former defaults, at equal wall-clock, on the
+5,000 real MNIST digits and the generated flowers at 32 px; the new defaults (unet_tiny at lr 1e-3) beside them.
 
 Every run trains the former `train_flowers` defaults (unet_small, batch 32, lr 2e-4, EMA 0.9999, logit-normal times) with one
 option changed, for --budget seconds of training: its steps are the budget over the measured seconds per step of its
-configuration (a batch of 64 gets half the steps). The EMA model is scored at a quarter, a half and the whole budget
-(and at three quarters; the scoring is not on the clock) with the pairing study's in-domain metrics (`flowers_fm.study.quality`: 256 samples,
-16 Euler steps, FD/precision/recall/class TV in the features of a classifier trained on held-out images), and at the
-end the memorisation ratio of its samples (median nearest-training-image distance over that of held-out images).
+configuration (a batch of 64 gets half the steps). The EMA model is scored at each quarter of its steps (off the clock)
+with the pairing study's in-domain metrics (`flowers_fm.study.quality`: 256 samples, 16 Euler steps, FD/precision/
+recall/class TV in the features of a classifier trained on held-out images, and the real-vs-real floor), and at the
+end by the memorisation ratio of its samples (median nearest-training-image distance over that of held-out images).
 The power-EMA arm is also read post hoc at several averaging widths from its snapshots.
 
 Rows are appended to nbs/study/rate_reduced.jsonl as runs finish; a rerun skips what is there.
 
-    bench/run.sh rate_of_learning.py --threads 2 [--tasks mnist flowers32] [--seeds 0 1] [--arms old new ...]
+    bench/run.sh rate_of_learning.py --threads 2                 the reduced configuration: the old and new defaults,
+                                                                 two seeds, both tasks (8 runs, about half an hour on 2 cores)
+    bench/run.sh rate_of_learning.py --threads 2 --arms all --seeds 0   every lever alone (about 3.5 min a run on 2 cores)
+    bench/run.sh rate_of_learning.py --threads 2 --two_d         the 2-D tasks, three seeds, into nbs/study/rate_2d.jsonl
 """
 import argparse, json, platform, shutil, sys, tempfile, time
 from pathlib import Path
@@ -35,7 +38,7 @@ TASKS = {  # the pairing study's image tasks (same images, classifier and sample
 OLD_DEFAULTS = dict(lr=2e-4)  # the train_flowers defaults these runs compare against (the default lr became 1e-3 after them)
 ARMS = {  # one option changed from the train_flowers defaults
     'old': {},
-    'new': dict(lr=1e-3, model='unet_tiny'),  # the candidate defaults: the two levers that sped up both data sets
+    'new': dict(lr=1e-3, model='unet_tiny'),  # the new defaults: the two levers that sped up both data sets
     'lr_1e-3_x_pred': dict(lr=1e-3, prediction='x'),
     'lr_1e-3_ema_0.999': dict(lr=1e-3, ema=0.999),
     'lr_1e-3': dict(lr=1e-3),
@@ -108,7 +111,7 @@ def run(task, arm, seed, budget, tmp):
     r = train(config(task, arm, seed, run_dir, steps), eval_fn=score)
     row = dict(task=task.name, arm=arm, seed=seed, options=ARMS[arm], budget=budget, steps=steps, sec_per_step=round(sps, 4), train_s=curve[-1]['train_s'],
                curve=curve, losses=[(m['step'], m['loss_fm']) for m in r['metrics'] if 'loss_fm' in m],
-               memorisation_ratio=memorisation_ratio(task, r['ema'].eval(), GRIDS / f'rate_{task.name}_{arm}_b{budget:.0f}_s{seed}.png' if arm in ('old', 'new') else None),
+               memorisation_ratio=memorisation_ratio(task, r['ema'].eval(), GRIDS / f'rate_{task.name}_{arm}_b{budget:.0f}_s{seed}.png' if arm in ('old', 'new') and budget == 100 else None),
                floor=floor(task), threads=torch.get_num_threads(),
                protocol=f"{platform.machine()} CPU, {torch.get_num_threads()} threads, torch {torch.__version__.split('+')[0]}")
     if ARMS[arm].get('ema_stds'):
@@ -146,13 +149,16 @@ def run_2d(task, arm, seed, tmp):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     ap.add_argument('--tasks', nargs='+', default=list(TASKS))
-    ap.add_argument('--arms', nargs='+', default=list(ARMS))
+    ap.add_argument('--arms', nargs='+', default=['old', 'new'], help=f"options to run, or all: {', '.join(ARMS)}")
     ap.add_argument('--seeds', nargs='+', type=int, default=[0, 1])
     ap.add_argument('--budget', type=float, default=100., help='training seconds of every run')
     ap.add_argument('--threads', type=int, default=2)
-    ap.add_argument('--results', default=str(ROOT / 'nbs/study/rate_reduced.jsonl'))
+    ap.add_argument('--results', default=None, help='the results file (default: nbs/study/rate_reduced.jsonl, or rate_2d.jsonl with --two_d)')
     ap.add_argument('--two_d', action='store_true', help='the 2-D tasks at equal steps (three seeds) instead')
     a = ap.parse_args()
+    a.arms = list(ARMS) if a.arms == ['all'] else a.arms
+    a.results = a.results or str(ROOT / 'nbs/study' / ('rate_2d.jsonl' if a.two_d else 'rate_reduced.jsonl'))
+    if set(a.arms) - set(ARMS): ap.error(f"unknown arms {sorted(set(a.arms) - set(ARMS))}: choose from {', '.join(ARMS)} or all")
     torch.set_num_threads(a.threads)
     done = {(r['task'], r['arm'], r['seed'], r['budget']) for r in read_jsonl(a.results)}
     tmp = Path(tempfile.mkdtemp())

@@ -77,15 +77,16 @@ def plot_rate(rows:list, # rows of the results file
              ):
     "Quality against training seconds, and final loss against final quality, per task."
     fig, axs = plt.subplots(len(tasks), 2, figsize=(11, 3.6 * len(tasks)), squeeze=False)
+    order = list(arms or dict.fromkeys(r['arm'] for r in rows))  # one colour per option on every task
     for (ax, bx), task in zip(axs, tasks):
         rs = [r for r in rows if r['task'] == task]
-        for i, a in enumerate(arms or dict.fromkeys(r['arm'] for r in rs)):
+        for i, a in enumerate(order):
             g = [r for r in rs if r['arm'] == a]
             if not g: continue
-            n = min(len(r['curve']) for r in g)
-            ts = np.mean([[p['train_s'] for p in r['curve'][:n]] for r in g], 0)
-            ys = np.array([[p[metric] for p in r['curve'][:n]] for r in g])
-            style = dict(color=f'C{i % 10}', ls='-' if i < 10 else '--', lw=2.5 if a in ('old', 'new') else 1.2)
+            end = min(r['curve'][-1]['train_s'] for r in g)  # seeds scored at other seconds: read at the times of the most-scored one
+            ts = np.unique(np.minimum([p['train_s'] for p in max(g, key=lambda r: len(r['curve']))['curve']], end))
+            ys = np.array([np.interp(ts, [p['train_s'] for p in r['curve']], [p[metric] for p in r['curve']]) for r in g])
+            style = dict(color={'old': 'k', 'new': 'r'}.get(a, plt.cm.tab20(i % 20)), ls='-' if a in ('old', 'new') or i % 2 else '--', lw=2.5 if a in ('old', 'new') else 1.2)
             ax.plot(ts, ys.mean(0), marker='o', ms=3, label=a, **style)
             if len(g) > 1: ax.fill_between(ts, ys.min(0), ys.max(0), color=style['color'], alpha=.12)
             bx.scatter([r['losses'][-1][1] for r in g], [r['curve'][-1][metric] for r in g], color=style['color'], label=a, s=18)
