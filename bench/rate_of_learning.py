@@ -16,7 +16,7 @@ Rows are appended to nbs/study/rate_reduced.jsonl as runs finish; a rerun skips 
     bench/run.sh rate_of_learning.py --threads 2 --arms all --seeds 0   every lever alone (about 3.5 min a run on 2 cores)
     bench/run.sh rate_of_learning.py --threads 2 --two_d         the 2-D tasks, three seeds, into nbs/study/rate_2d.jsonl
 """
-import argparse, json, platform, shutil, sys, tempfile, time
+import argparse, functools, platform, shutil, tempfile, time
 from pathlib import Path
 import torch
 
@@ -31,11 +31,11 @@ from flowers_fm.train import train
 
 ROOT = Path(__file__).resolve().parent.parent
 GRIDS = ROOT / 'nbs/images'  # sample grids of the old and new defaults
-TASKS = {  # the pairing study's image tasks (same images, classifier and samples), trained with the train_flowers model
-    'mnist': Task('mnist', 'mnist5k', model='unet_small', n_eval=256, sample_steps=16, domain_steps=300),
-    'flowers32': Task('flowers32', 'flowers', model='unet_small', n_eval=256, sample_steps=16, domain_steps=300),
+TASKS = {  # the pairing study's image tasks (same images, classifier and samples)
+    'mnist': Task('mnist', 'mnist5k', n_eval=256, sample_steps=16, domain_steps=300),
+    'flowers32': Task('flowers32', 'flowers', n_eval=256, sample_steps=16, domain_steps=300),
 }
-OLD_DEFAULTS = dict(lr=2e-4)  # the train_flowers defaults these runs compare against (the default lr became 1e-3 after them)
+OLD_DEFAULTS = dict(model='unet_small', lr=2e-4)  # the train_flowers defaults every arm changes one option of (the defaults became unet_tiny at 1e-3 after them)
 ARMS = {  # one option changed from the train_flowers defaults
     'old': {},
     'new': dict(lr=1e-3, model='unet_tiny'),  # the new defaults: the two levers that sped up both data sets
@@ -66,7 +66,7 @@ ARMS_2D = ('old', 'x_pred', 'eps_pred', 'uncertainty', 'min_snr', 'power_ema', '
 
 def config(task, arm, seed, run_dir, steps):
     kw = dict(OLD_DEFAULTS, **ARMS[arm])
-    return TrainConfig(**dict(dict(data=task.data, res=task.res, n_images=task.n_images, model=task.model, steps=steps, seed=seed, run_dir=str(run_dir),
+    return TrainConfig(**dict(dict(data=task.data, res=task.res, n_images=task.n_images, steps=steps, seed=seed, run_dir=str(run_dir),
                                    log_every=max(1, steps // 25), sample_every=0, save_every=0, eval_every=max(1, steps // 4), progress=False,
                                    device='cpu', channels_last=True), **kw))
 
@@ -80,14 +80,47 @@ def sec_per_step(task, arm, tmp):
     return (ticks[-2] - ticks[6]) / 24  # (the last tick comes after the log line)
 
 
-def memorisation_ratio(task, model, grid=None):
-    "The memorisation ratio of the model's samples from the task's noise; the first 64 also written as a grid to `grid`."
+def final_samples(task, model):
+    "The model's samples from the task's noise, as every scoring draws them."
+    return torch.cat([integrate(model, z, 'euler', task.sample_steps).x for z in noise_points(task).split(128)])
+
+
+@functools.cache
+def real_features(task):
+    "In-domain features of the training images and of held-out images (the memorisation reference), and the task's floor: once per process."
     data = task_data(task)
-    x = torch.cat([integrate(model, z, 'euler', task.sample_steps).x for z in noise_points(task).split(128)])
-    if grid: save_image_grid(x[:64], grid, nrow=16)
     emb = lambda im: data['metrics'].embed(im)[0]
     held = heldout_dataset(task.data, task.res, 'train' if task.data == 'mnist5k' else 'all', n_images=task.n_images, seed=0).images[:task.n_eval]
-    return memorisation(emb(to_uint8(x)), emb(data['ds'].images[:2000]), emb(held))['memorisation_ratio']
+    return dict(train=emb(data['ds'].images[:2000]), heldout=emb(held), floor=floor(task), embed=emb)
+
+
+def memorisation_ratio(task, x):
+    "The memorisation ratio of samples `x`: their median distance to the nearest training image over that of held-out images."
+    real = real_features(task)
+    return memorisation(real['embed'](to_uint8(x)), real['train'], real['heldout'])['memorisation_ratio']
+
+
+def scorer(task, due=None):
+    "An eval_fn for `train` scoring the model at the steps in `due` (at every call if None) with the training seconds before it, scoring left out; and the curve it fills."
+    curve, clock = [], dict(start=time.perf_counter(), scoring=0.)
+    def score(model, step):
+        if due is not None and step not in due: return {}
+        t0 = time.perf_counter(); q = quality(model.eval(), task)
+        curve.append(dict(step=step, train_s=round(t0 - clock['start'] - clock['scoring'], 2), **q)); clock['scoring'] += time.perf_counter() - t0
+        return {task.metric: q[task.metric]}
+    return score, curve
+
+
+def protocol():
+    return dict(threads=torch.get_num_threads(), protocol=f"{platform.machine()} CPU, {torch.get_num_threads()} threads, torch {torch.__version__.split('+')[0]}")
+
+
+def posthoc(row, task, ema, run_dir):
+    "Power-EMA runs: the quality of the average rebuilt after the run at each of `POSTHOC_STDS`, added to the row."
+    if not ARMS[row['arm']].get('ema_stds'): return
+    for std in POSTHOC_STDS:
+        ema.load_state_dict(posthoc_ema(run_dir, std))
+        row.setdefault('posthoc', []).append(dict(std=std, **quality(ema.eval(), task)))
 
 
 WARM = []
@@ -99,26 +132,14 @@ def run(task, arm, seed, budget, tmp):
     sps = sec_per_step(task, arm, tmp)
     steps = 4 * max(2, round(budget / sps / 4))  # scored at each quarter
     run_dir = tmp / f'{task.name}_{arm}_{seed}'; shutil.rmtree(run_dir, ignore_errors=True)
-    curve, clock = [], dict(start=time.perf_counter(), scoring=0.)
-    due = {steps // 4, steps // 2, 3 * steps // 4, steps}
-    def score(model, step):
-        if step not in due: return {}
-        t0 = time.perf_counter()
-        q = quality(model.eval(), task)
-        curve.append(dict(step=step, train_s=round(t0 - clock['start'] - clock['scoring'], 2), **q))
-        clock['scoring'] += time.perf_counter() - t0
-        return dict(fd=q['fd'])
+    score, curve = scorer(task, due={steps // 4, steps // 2, 3 * steps // 4, steps})
     r = train(config(task, arm, seed, run_dir, steps), eval_fn=score)
+    x = final_samples(task, r['ema'].eval())
+    if arm in ('old', 'new') and budget == 100: save_image_grid(x[:64], GRIDS / f'rate_{task.name}_{arm}_b{budget:.0f}_s{seed}.png', nrow=16)
     row = dict(task=task.name, arm=arm, seed=seed, options=ARMS[arm], budget=budget, steps=steps, sec_per_step=round(sps, 4), train_s=curve[-1]['train_s'],
                curve=curve, losses=[(m['step'], m['loss_fm']) for m in r['metrics'] if 'loss_fm' in m],
-               memorisation_ratio=memorisation_ratio(task, r['ema'].eval(), GRIDS / f'rate_{task.name}_{arm}_b{budget:.0f}_s{seed}.png' if arm in ('old', 'new') and budget == 100 else None),
-               floor=floor(task), threads=torch.get_num_threads(),
-               protocol=f"{platform.machine()} CPU, {torch.get_num_threads()} threads, torch {torch.__version__.split('+')[0]}")
-    if ARMS[arm].get('ema_stds'):
-        model = r['ema']
-        for std in POSTHOC_STDS:
-            model.load_state_dict(posthoc_ema(run_dir, std))
-            row.setdefault('posthoc', []).append(dict(std=std, **quality(model.eval(), task)))
+               memorisation_ratio=memorisation_ratio(task, x), floor=real_features(task)['floor'], **protocol())
+    posthoc(row, task, r['ema'], run_dir)
     shutil.rmtree(run_dir, ignore_errors=True)
     row['wall_s'] = round(time.perf_counter() - t_run, 1)  # the whole run: calibration, training, scoring, memorisation
     return row
@@ -126,22 +147,16 @@ def run(task, arm, seed, budget, tmp):
 
 def run_2d(task, arm, seed, tmp):
     "A 2-D run at the study's recipe with one lever changed: W2 at a quarter, a half and all of its steps."
-    run_dir, curve, clock = tmp / f'{task.name}_{arm}_{seed}', [], dict(start=time.perf_counter(), scoring=0.)
-    def score(model, step):
-        t0 = time.perf_counter(); q = quality(model.eval(), task)
-        curve.append(dict(step=step, train_s=round(t0 - clock['start'] - clock['scoring'], 2), **q)); clock['scoring'] += time.perf_counter() - t0
-        return dict(w2=q['w2'])
+    run_dir = tmp / f'{task.name}_{arm}_{seed}'
+    score, curve = scorer(task)
     cfg = TrainConfig(**dict(dict(data=task.data, model='mlp', steps=task.steps, batch_size=task.batch_size, lr=task.lr, warmup=task.steps // 10, ema=0.999,
                                   seed=seed, run_dir=str(run_dir), log_every=task.steps // 50, sample_every=0, save_every=0, eval_every=task.steps // 4,
                                   progress=False, device='cpu'), **ARMS[arm]))
     r = train(cfg, eval_fn=score)
     row = dict(task=task.name, arm=arm, seed=seed, options=ARMS[arm], budget=0, steps=task.steps, sec_per_step=round(curve[-1]['train_s'] / task.steps, 5),
                train_s=curve[-1]['train_s'], curve=curve, losses=[(m['step'], m['loss_fm']) for m in r['metrics'] if 'loss_fm' in m], memorisation_ratio=None,
-               threads=torch.get_num_threads(), protocol=f"{platform.machine()} CPU, {torch.get_num_threads()} threads, torch {torch.__version__.split('+')[0]}")
-    if ARMS[arm].get('ema_stds'):
-        model = r['ema']
-        for std in POSTHOC_STDS:
-            model.load_state_dict(posthoc_ema(run_dir, std)); row.setdefault('posthoc', []).append(dict(std=std, **quality(model.eval(), task)))
+               **protocol())
+    posthoc(row, task, r['ema'], run_dir)
     shutil.rmtree(run_dir, ignore_errors=True)
     return row
 
