@@ -16,11 +16,22 @@ from .prediction import FlowNetwork
 from .loss_weights import TimeLogVariance
 
 # %% auto #0
-__all__ = ['MODEL_PRESETS', 'ARCHITECTURES', 'SELU', 'MLP', 'timestep_embedding', 'TimeClassEmbedding', 'zero_init', 'ResBlock',
+__all__ = ['MODEL_PRESETS', 'ARCHITECTURES', 'zero_init', 'SELU', 'MLP', 'timestep_embedding', 'TimeClassEmbedding', 'ResBlock',
            'Attention2d', 'Downsample', 'Upsample', 'EmbedSequential', 'UNet', 'sincos_pos_embed_2d', 'DiTBlock', 'DiT',
            'get_model', 'count_parameters']
 
 # %% ../nbs/04_models.ipynb #990faef3
+def zero_init(module:nn.Module) -> nn.Module:
+    "`module` with its parameters set to zero."
+    for p in module.parameters(): nn.init.zeros_(p)
+    return module
+
+_NO_JUMP = "a jump size h given to a model that takes none: build it with jump=True (the few-step objectives do)"
+
+def _jump_sizes(h, x):
+    "The jump sizes as a float (B,) tensor on x's device; None is 0, the velocity itself."
+    return torch.zeros(len(x), device=x.device) if h is None else _batch_times(h, x)
+
 class SELU(nn.Module):
     "`nn.SELU` written with `torch.where`: the same function, and a gradient that torch_xla 2.9 computes right (its SELU and ELU gradients are wrong)."
     alpha, scale = 1.6732632423543772848170429916717, 1.0507009873554804934193349852946
@@ -32,23 +43,29 @@ class MLP(nn.Module):
                  width:int=64, # units per hidden layer
                  depth:int=3, # number of hidden layers
                  num_classes:int|None=None, # if set, adds a learned class embedding (with a null class at index num_classes)
+                 jump:bool=False, # also take a jump size h (few-step models, 04f_few_step), through a layer that starts at zero
                 ):
         super().__init__()
-        self.dim, self.num_classes = dim, num_classes
+        self.dim, self.num_classes, self.jump = dim, num_classes, jump
         layers, d = [], dim + 1
         for _ in range(depth): layers += [nn.Linear(d, width), SELU()]; d = width
         self.net = nn.Sequential(*layers, nn.Linear(d, dim))
         self.class_emb = nn.Embedding(num_classes + 1, dim + 1) if num_classes else None
+        self.jump_in = zero_init(nn.Linear(1, width if depth else dim)) if jump else None  # added to the first layer: an untrained jump input changes nothing
 
     def forward(self, x:torch.Tensor, # points (B, dim)
                 t:torch.Tensor, # times (B,)
                 y:torch.Tensor|None=None, # labels (B,), `num_classes` means unconditional
+                h:torch.Tensor|None=None, # jump sizes (B,) or one, of a `jump` model (None: 0, the velocity itself)
                ) -> torch.Tensor:
         if x.ndim != 2 or x.shape[1] != self.dim: raise ValueError(f"MLP expects x of shape (B, {self.dim}), got {tuple(x.shape)}")
-        h = torch.cat([x, t.to(x.dtype).reshape(-1, 1).expand(len(x), 1)], 1)
+        z = torch.cat([x, t.to(x.dtype).reshape(-1, 1).expand(len(x), 1)], 1)
         if self.class_emb is not None:
-            h = h + self.class_emb(y if y is not None else torch.full((len(x),), self.num_classes, device=x.device))
-        return self.net(h)
+            z = z + self.class_emb(y if y is not None else torch.full((len(x),), self.num_classes, device=x.device))
+        z = self.net[0](z)
+        if self.jump: z = z + self.jump_in(_jump_sizes(h, x).reshape(-1, 1).to(z.dtype))
+        elif h is not None: raise ValueError(_NO_JUMP)
+        return self.net[1:](z)
 
 # %% ../nbs/04_models.ipynb #54dd7c85
 def timestep_embedding(t:torch.Tensor, # times (B,), t in [0, 1]
@@ -68,16 +85,21 @@ class TimeClassEmbedding(nn.Module):
     def __init__(self, dim:int, # embedding size
                  num_classes:int|None=None, # number of classes; None for an unconditional model
                  freq_dim:int=256, # number of sinusoidal time features
+                 jump:bool=False, # also embed a jump size h (few-step models), through an MLP whose last layer starts at zero
                 ):
         super().__init__()
-        self.freq_dim, self.num_classes = freq_dim, num_classes
+        self.freq_dim, self.num_classes, self.jump = freq_dim, num_classes, jump
         self.mlp = nn.Sequential(nn.Linear(freq_dim, dim), nn.SiLU(), nn.Linear(dim, dim))
         self.class_emb = nn.Embedding(num_classes + 1, dim) if num_classes else None
+        self.jump_mlp = nn.Sequential(nn.Linear(freq_dim, dim), nn.SiLU(), zero_init(nn.Linear(dim, dim))) if jump else None
 
     def forward(self, t:torch.Tensor, # times (B,)
                 y:torch.Tensor|None=None, # labels (B,); `num_classes` or None is the null class
+                h:torch.Tensor|None=None, # jump sizes (B,) of a `jump` embedding; None is 0
                ) -> torch.Tensor:
         e = self.mlp(timestep_embedding(t, self.freq_dim).to(self.mlp[0].weight.dtype))
+        if self.jump: e = e + self.jump_mlp(timestep_embedding(torch.zeros_like(t) if h is None else h, self.freq_dim).to(e.dtype))
+        elif h is not None: raise ValueError(_NO_JUMP)
         if self.class_emb is None:
             if y is not None: raise ValueError("labels given to an unconditional model: build it with num_classes=...")
             return e
@@ -94,11 +116,6 @@ def _batch_times(t, x):
 
 # %% ../nbs/04_models.ipynb #7e446973
 def _norm(ch): return nn.GroupNorm(math.gcd(32, ch), ch)
-
-def zero_init(module:nn.Module) -> nn.Module:
-    "`module` with its parameters set to zero."
-    for p in module.parameters(): nn.init.zeros_(p)
-    return module
 
 class ResBlock(nn.Module):
     "ADM residual block: norm, SiLU, conv, embedding as scale-shift of the second norm, SiLU, dropout, zero-init conv."
@@ -165,6 +182,7 @@ class UNet(nn.Module):
                  checkpoint:bool=False, # gradient checkpointing of every block while training
                  cond_channels:int=0, # >0: a cascade stage, `y` is an image of these channels concatenated to the input
                  qk_norm:bool=False, # RMS-normalise queries and keys per head in every attention layer (bounded attention logits)
+                 jump:bool=False, # also take a jump size h (few-step models), embedded beside the time; its embedding starts at zero
                 ):
         super().__init__()
         if cond_channels and num_classes: raise ValueError("a UNet is conditioned on labels (num_classes) or on an image (cond_channels), not both")
@@ -174,7 +192,7 @@ class UNet(nn.Module):
         self.in_channels, self.res, self.num_classes, self.checkpoint, self.cond_channels = in_channels, res, num_classes, checkpoint, cond_channels
         self.n_down = len(mults) - 1
         emb_dim = 4 * base
-        self.embed = TimeClassEmbedding(emb_dim, num_classes, freq_dim=base)
+        self.embed = TimeClassEmbedding(emb_dim, num_classes, freq_dim=base, jump=jump)
         block = lambda cin, cout: ResBlock(cin, cout, emb_dim, dropout, scale_shift)
         self.inp = nn.Conv2d(in_channels + cond_channels, base, 3, padding=1)
         self.down, chans, ch = nn.ModuleList(), [base], base
@@ -201,17 +219,18 @@ class UNet(nn.Module):
     def forward(self, x:torch.Tensor, # images (B, C, H, W), H and W divisible by 2 ** (levels - 1)
                 t:torch.Tensor, # times (B,) or one time
                 y:torch.Tensor|None=None, # labels (B,), None or `num_classes` being the null class; a stage's image (B, cond_channels, H, W)
+                h:torch.Tensor|None=None, # jump sizes (B,) or one, of a `jump` model (None: 0, the velocity itself)
                ) -> torch.Tensor:
         if x.ndim != 4 or x.shape[1] != self.in_channels or x.shape[-1] % 2 ** self.n_down or x.shape[-2] % 2 ** self.n_down:
             raise ValueError(f"UNet expects images (B, {self.in_channels}, H, W) with H, W divisible by {2 ** self.n_down}, got {tuple(x.shape)}")
-        h = x
+        inp = x
         if self.cond_channels:
             if y is None or y.shape != (len(x), self.cond_channels, *x.shape[2:]):
                 raise ValueError(f"this UNet is a cascade stage: y must be its conditioning image {(len(x), self.cond_channels, *x.shape[2:])}, "
                                  f"got {None if y is None else tuple(y.shape)}")
-            h, y = torch.cat([x, y.to(x.dtype)], 1), None
-        emb = self.embed(_batch_times(t, x), y)
-        hs = [self.inp(h)]
+            inp, y = torch.cat([x, y.to(x.dtype)], 1), None
+        emb = self.embed(_batch_times(t, x), y, None if h is None else _batch_times(h, x))
+        hs = [self.inp(inp)]
         for blk in self.down: hs.append(self._block(blk, hs[-1], emb))
         h = self._block(self.mid, hs[-1], emb)
         for blk in self.up: h = self._block(blk, torch.cat([h, hs.pop()], 1), emb)
@@ -266,13 +285,14 @@ class DiT(nn.Module):
                  num_classes:int|None=None, # classes for conditioning; None for unconditional
                  qk_norm:bool=True, # RMS-normalise queries and keys per head (SD3)
                  checkpoint:bool=False, # gradient checkpointing of every block while training
+                 jump:bool=False, # also take a jump size h (few-step models), embedded beside the time; its embedding starts at zero
                 ):
         super().__init__()
         if res % patch: raise ValueError(f"image side {res} is not divisible by the patch side {patch}")
         self.in_channels, self.res, self.patch, self.num_classes, self.checkpoint = in_channels, res, patch, num_classes, checkpoint
         self.patchify = nn.Conv2d(in_channels, dim, patch, stride=patch)
         self.register_buffer('pos', sincos_pos_embed_2d(dim, res // patch)[None], persistent=False)
-        self.embed = TimeClassEmbedding(dim, num_classes, freq_dim=256)
+        self.embed = TimeClassEmbedding(dim, num_classes, freq_dim=256, jump=jump)
         self.blocks = nn.ModuleList([DiTBlock(dim, heads, mlp_ratio, qk_norm) for _ in range(depth)])
         self.norm = nn.LayerNorm(dim, elementwise_affine=False, eps=1e-6)
         self.ada = nn.Linear(dim, 2 * dim)
@@ -284,6 +304,7 @@ class DiT(nn.Module):
             if isinstance(m, nn.Linear): nn.init.xavier_uniform_(m.weight); nn.init.zeros_(m.bias)
         w = self.patchify.weight; nn.init.xavier_uniform_(w.view(w.shape[0], -1)); nn.init.zeros_(self.patchify.bias)
         for l in (self.embed.mlp[0], self.embed.mlp[2]): nn.init.normal_(l.weight, std=0.02)
+        if self.embed.jump: nn.init.normal_(self.embed.jump_mlp[0].weight, std=0.02); zero_init(self.embed.jump_mlp[2])
         if self.embed.class_emb is not None: nn.init.normal_(self.embed.class_emb.weight, std=0.02)
         for b in self.blocks: zero_init(b.ada)
         zero_init(self.ada); zero_init(self.head)
@@ -291,10 +312,11 @@ class DiT(nn.Module):
     def forward(self, x:torch.Tensor, # images (B, C, res, res)
                 t:torch.Tensor, # times (B,) or one time
                 y:torch.Tensor|None=None, # labels (B,); None or `num_classes` is the null class
+                h:torch.Tensor|None=None, # jump sizes (B,) or one, of a `jump` model (None: 0, the velocity itself)
                ) -> torch.Tensor:
         if x.ndim != 4 or x.shape[1:] != (self.in_channels, self.res, self.res):
             raise ValueError(f"DiT expects images (B, {self.in_channels}, {self.res}, {self.res}), got {tuple(x.shape)}")
-        c = self.embed(_batch_times(t, x), y)
+        c = self.embed(_batch_times(t, x), y, None if h is None else _batch_times(h, x))
         h = self.patchify(x).flatten(2).transpose(1, 2) + self.pos.to(x.dtype)
         for blk in self.blocks:
             h = checkpoint(blk, h, c, use_reentrant=False) if self.checkpoint and self.training and torch.is_grad_enabled() else blk(h, c)

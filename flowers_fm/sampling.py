@@ -39,7 +39,7 @@ def time_grid(steps:int, # number of steps (the grid has steps + 1 times)
     return (grid if t1 >= t0 else grid.flip(0)).to(dtype)
 
 # %% ../nbs/04b_sampling.ipynb #1e9672b5
-SOLVERS = {'euler': 'euler', 'midpoint': 'midpoint', 'heun': 'heun2', 'rk4': 'rk4', 'dopri5': 'dopri5'}
+SOLVERS = {'euler': 'euler', 'midpoint': 'midpoint', 'heun': 'heun2', 'rk4': 'rk4', 'dopri5': 'dopri5', 'jump': None}  # jump: a few-step model's own steps
 
 class ODESample(NamedTuple):
     x:torch.Tensor # the end state at t1
@@ -48,9 +48,9 @@ class ODESample(NamedTuple):
     times:torch.Tensor # the grid times (steps+1,)
 
 @torch.no_grad()
-def integrate(model, # velocity network called as model(x, t, y)
+def integrate(model, # velocity network called as model(x, t, y) (and model(x, t, y, h=h) by the `jump` method)
               x0:torch.Tensor, # start states (noise), (B, ...)
-              method:str='euler', # euler, midpoint, heun, rk4 or dopri5
+              method:str='euler', # euler, midpoint, heun, rk4, dopri5, or jump (a few-step model's jumps)
               steps:int=100, # fixed-step methods: number of steps; dopri5: number of returned trajectory points - 1
               y:torch.Tensor|None=None, # class labels passed to the model
               t0:float=0., # start time (0 = noise)
@@ -65,10 +65,18 @@ def integrate(model, # velocity network called as model(x, t, y)
     on = 'cpu' if x0.device.type == 'xla' else x0.device  # on XLA the times stay on the host (see `_fixed_steps_xla`)
     times = time_grid(steps, grid, t0, t1, device=on, dtype=x0.dtype) if isinstance(grid, str) else grid.to(on, x0.dtype)
     nfe = 0
-    def f(t, x):
+    def f(t, x, h=None):
         nonlocal nfe
         nfe += 1
-        return model(x, t.expand(len(x)), y)
+        return model(x, t.expand(len(x)), y) if h is None else model(x, t.expand(len(x)), y, h=h.expand(len(x)))
+    if method == 'jump':
+        if not getattr(model, 'jump', False): raise ValueError("method='jump' takes the jumps of a few-step model (built with jump=True); sample a flow with an ODE solver, e.g. euler")
+        x, traj = x0, [x0]
+        for t, t_next in zip(times[:-1], times[1:]):
+            x = x + (t_next - t).to(x0.device) * f(t.to(x0.device), x, (t_next - t).to(x0.device))
+            sync(x0.device)
+            if return_trajectory: traj.append(x)
+        return ODESample(x, nfe, torch.stack(traj) if return_trajectory else None, times)
     if x0.device.type == 'xla' and method != 'dopri5':
         x, traj = _fixed_steps_xla(f, x0, times, method, return_trajectory)
         return ODESample(x, nfe, traj, times)
@@ -104,11 +112,13 @@ def guided(model, # class-conditional velocity network with a null class at inde
     "The velocity `model(x, t, y)` with classifier-free guidance of that scale, as a function (x, t, y)."
     if getattr(model, 'num_classes', None) is None:
         raise ValueError("guidance needs a class-conditional model (built with num_classes=...) trained with label dropout")
-    def velocity(x, t, y=None):
-        if y is None or scale == 0: return model(x, t, None)
-        if scale == 1: return model(x, t, y)
-        vc, vu = model(torch.cat([x, x]), torch.cat([t, t]), torch.cat([y, torch.full_like(y, model.num_classes)])).chunk(2)
+    def velocity(x, t, y=None, **h):  # h: a few-step model's jump sizes
+        if y is None or scale == 0: return model(x, t, None, **h)
+        if scale == 1: return model(x, t, y, **h)
+        h2 = {k: torch.cat([v, v]) for k, v in h.items()}
+        vc, vu = model(torch.cat([x, x]), torch.cat([t, t]), torch.cat([y, torch.full_like(y, model.num_classes)]), **h2).chunk(2)
         return vu + scale * (vc - vu)
+    velocity.jump = getattr(model, 'jump', False)
     return velocity
 
 # %% ../nbs/04b_sampling.ipynb #b061d5de
