@@ -147,13 +147,14 @@ def save_cluster_grids(batches:ImageBatches, # batches with `num_subclasses` > 0
 
 # %% ../nbs/05b_batches.ipynb #2fa5dfd1
 class StepBatch(NamedTuple):
-    "Everything random about a step: data `x1`, their `labels`, paired noise `x0`, the labels `y` the model sees, times `t`, path noise `eps`."
+    "Everything random about a step: data `x1`, their `labels`, paired noise `x0`, the labels `y` the model sees, times `t`, path noise `eps`, jump sizes `h`."
     x1: torch.Tensor
     labels: torch.Tensor|None
     x0: torch.Tensor
     y: torch.Tensor|None
     t: torch.Tensor
     eps: torch.Tensor|None
+    h: torch.Tensor|None = None  # a few-step objective's jump sizes (None: a flow's step)
 
     def rows(self, rows:slice) -> StepBatch:
         "The same step restricted to `rows` (a micro-batch)."
@@ -174,6 +175,7 @@ def draw_step(step:int, # the step
               time_sampler=None, # where on the path to train; uniform when None
               rows:slice=slice(None), # this process's rows of the global batch
               condition=None, # a cascade stage's `y`: callable (x1, generator, n=, rows=) -> conditioning image (see `lowres_condition`)
+              jumps=None, # a few-step objective's callable (t, generator) -> (t, h) over the whole batch (see `shortcut_jumps`), or None
              ) -> StepBatch:
     "Rows `rows` of the batch of `step`: a function of (seed, step) alone, however the batch is split over processes."
     generator.manual_seed(step_seed(seed, 0 if overfit else step))
@@ -182,11 +184,12 @@ def draw_step(step:int, # the step
     x0 = torch.randn(n, *shape, generator=generator)[rows].to(device)
     if overfit: generator.manual_seed(step_seed(seed, step))
     y = None if null is None else torch.where((torch.rand(n, generator=generator)[rows] < label_dropout).to(device), null, labels)
-    t = (time_sampler(n, generator=generator) if time_sampler is not None else torch.rand(n, generator=generator))[rows].to(device)
+    t = time_sampler(n, generator=generator) if time_sampler is not None else torch.rand(n, generator=generator)
     eps = torch.randn(n, *shape, generator=generator)[rows].to(device) if getattr(interpolant, 'stochastic', False) else None
     if condition is not None: y = condition(x1, generator, n=n, rows=rows)
     if pairing is not None: x0 = x0[pairing(x0, x1, generator=generator, labels=labels)]
-    return StepBatch(x1, labels, x0, y, t, eps)
+    t, h = jumps(t, generator) if jumps is not None else (t, None)
+    return StepBatch(x1, labels, x0, y, t[rows].to(device), eps, None if h is None else h[rows].to(device))
 
 # %% ../nbs/05b_batches.ipynb #aa82275d
 def _by_value(x):  # small tensors travel pickled by value: a shared-memory handle costs the receiver about 1 ms each

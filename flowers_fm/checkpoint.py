@@ -19,7 +19,7 @@ from .batches import SEED_SCHEME
 __all__ = ['IncompatibleCheckpointError', 'UnreadableCheckpointError', 'CheckpointWriteError', 'checkpoint_path',
            'list_checkpoints', 'latest_checkpoint', 'MissingCheckpointError', 'checkpoint_of', 'on_cpu',
            'save_checkpoint', 'load_checkpoint', 'load_latest_checkpoint', 'RunDirInUseError', 'RunDirTakenError',
-           'run_dir_lock', 'check_run_dir', 'TrainedModel', 'load_trained_model']
+           'run_dir_lock', 'check_run_dir', 'TrainedModel', 'load_trained_model', 'init_weights']
 
 # %% ../nbs/05d_checkpoints.ipynb #30857042
 class IncompatibleCheckpointError(ValueError):
@@ -195,3 +195,21 @@ def load_trained_model(path:str|Path, # a checkpoint file, or a run folder (its 
         model = get_model(args.pop('name'), **args)
     model.load_state_dict(state['ema']['model'] if ema else state['model'])
     return TrainedModel(model.to(device or 'cpu').eval(), state['config'], state['step'], ckpt, state.get('latent'))
+
+# %% ../nbs/05d_checkpoints.ipynb #646fb449
+def init_weights(model:torch.nn.Module, # the new run's model
+                 source:str|Path, # a run folder (its latest checkpoint) or a checkpoint file
+                ) -> Path:
+    "Load the EMA weights of `source` into `model`; only the jump-size layers a few-step model adds may be missing. Returns the checkpoint read."
+    ckpt = checkpoint_of(source)
+    if Path(source).is_dir(): ckpt, state = load_latest_checkpoint(source)
+    else: state = load_checkpoint(ckpt)
+    weights, own = state['ema']['model'], model.state_dict()
+    if bad := [k for k, w in weights.items() if k not in own or own[k].shape != w.shape]:
+        k = bad[0]
+        raise IncompatibleCheckpointError(f"init={str(source)!r}: its layer {k} {'does not exist in' if k not in own else f'of shape {tuple(weights[k].shape)} does not fit'} "
+                                          f"this run's model{'' if k not in own else f' ({tuple(own[k].shape)})'}: start from a run of the same model and data")
+    if missing := [k for k in own if k not in weights and 'jump' not in k]:
+        raise IncompatibleCheckpointError(f"init={str(source)!r} lacks the layer {missing[0]} of this run's model: start from a run of the same model and data")
+    model.load_state_dict(weights, strict=False)
+    return ckpt

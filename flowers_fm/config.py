@@ -23,8 +23,8 @@ from .lowres import lowres_condition
 
 # %% auto #0
 __all__ = ['PRECISIONS', 'CROP_CHOICES', 'REGULARIZERS', 'ANCHOR_FORMS', 'LR_SCHEDULES', 'ON_NAN', 'PAIRING_SCOPES', 'OBJECTIVES',
-           'STRUCTURAL', 'FIXED_ON_RESUME', 'CHANGED_ON_RESUME', 'TrainConfig', 'model_args', 'as_flow_network',
-           'make_model', 'make_interpolant', 'make_time_sampler', 'make_condition', 'make_pairing']
+           'JUMP_OBJECTIVES', 'STRUCTURAL', 'FIXED_ON_RESUME', 'CHANGED_ON_RESUME', 'TrainConfig', 'model_args',
+           'as_flow_network', 'make_model', 'make_interpolant', 'make_time_sampler', 'make_condition', 'make_pairing']
 
 # %% ../nbs/05_config.ipynb #d0432da5
 PRECISIONS = ('fp32', 'bf16', 'fp16')
@@ -34,12 +34,14 @@ ANCHOR_FORMS = ('full', 'simple')
 LR_SCHEDULES = ('constant', 'cosine', 'rsqrt')
 ON_NAN = ('stop', 'skip')
 PAIRING_SCOPES = ('device', 'global')
-OBJECTIVES = ('flow_matching', 'autoencoder')  # built by `flowers_fm.objectives.make_objective`
+OBJECTIVES = ('flow_matching', 'autoencoder', 'shortcut', 'meanflow')  # built by `flowers_fm.objectives.make_objective`
+JUMP_OBJECTIVES = ('shortcut', 'meanflow')  # few-step objectives: their models take a jump size (04f_few_step)
 # options that must match when a run resumes from a checkpoint: what the model is
 STRUCTURAL = ('data', 'latent', 'objective', 'res', 'model', 'attn_res', 'qk_norm', 'class_cond', 'interpolant', 'sigma', 'prediction', 'loss_weight', 'precision', 'cond_res')
 # ... and what it learns from: the images, their order and the batches' random streams
 FIXED_ON_RESUME = STRUCTURAL + ('split', 'n_images', 'crop', 'flip', 'seed', 'batch_size', 'pairing', 'pairing_scope', 'num_subclasses',
-                                'time_sampler', 'snr_gamma', 'ema_stds', 'label_dropout', 'regularizer', 'anchor_form', 'overfit_batch', 'kl_weight', 'spectral_weight')
+                                'time_sampler', 'snr_gamma', 'ema_stds', 'label_dropout', 'regularizer', 'anchor_form', 'overfit_batch', 'kl_weight', 'spectral_weight',
+                                'jump_fraction', 'finest_jump', 'meanflow_power', 'init')
 # options a resumed run takes from its command line, not from its checkpoint (the others, such as log_every, are read anew each step anyway)
 CHANGED_ON_RESUME = ('lr', 'warmup', 'lr_schedule', 'weight_decay', 'beta2', 'ema', 'grad_clip', 'steps')
 
@@ -56,7 +58,11 @@ class TrainConfig:
     download:bool=True # download a missing real data set (--no-download: fail with a message instead)
     on_error:str='raise' # an unreadable image file: raise, or skip it with a warning
     latent:str='' # train on latents: an autoencoder's run folder, sd-vae, or a diffusers AutoencoderKL folder ('' = on pixels; 05da_latents)
-    objective:str='flow_matching' # what the loop minimises: flow_matching, or autoencoder (with an ae_* model; see 05g_objectives)
+    objective:str='flow_matching' # what the loop minimises: flow_matching, autoencoder (with an ae_* model), or the few-step shortcut or meanflow (05g_objectives)
+    jump_fraction:float=0.25 # shortcut, meanflow: share of each batch's rows that train jumps; the rest train flow matching (a quarter in both papers)
+    finest_jump:int=128 # shortcut: the finest jump is 1/finest_jump, a power of 2 (128 in the paper)
+    meanflow_power:float=1. # meanflow: power p of the adaptive weight 1 / (error + 1e-3)^p of each row (1 in the paper; 0 = plain squared error)
+    init:str='' # start from the (EMA) weights of this run folder or checkpoint, e.g. a flow to fine-tune into a few-step model ('' = fresh weights)
     kl_weight:float=1e-4 # autoencoder: weight of the KL term (kl bottleneck)
     spectral_weight:float=1. # autoencoder: weight of the amplitude-spectrum term (0 = pixel L1 alone)
     model:str='unet_tiny' # a preset of `MODEL_PRESETS` (unet_tiny learns fastest in CPU minutes, 12b_rate_of_learning; unet32 and up for long GPU runs)
@@ -156,6 +162,14 @@ class TrainConfig:
         if not (math.isfinite(self.snr_gamma) and self.snr_gamma > 0): bad('snr_gamma', 'use a positive number, e.g. 5')
         if self.objective == 'autoencoder' and (self.prediction, self.loss_weight) != ('velocity', 'none'):
             bad('prediction' if self.prediction != 'velocity' else 'loss_weight', 'they are options of a flow: an autoencoder leaves them at their defaults')
+        if self.objective in JUMP_OBJECTIVES:
+            for opt, off in (('prediction', 'velocity'), ('loss_weight', 'none'), ('regularizer', 'none'), ('cond_res', 0), ('fid_every', 0)):
+                if getattr(self, opt) != off: bad(opt, f"the few-step objectives learn a velocity of their own: leave {opt} at {off!r}" + (" (score with eval_flowers --steps 1)" if opt == 'fid_every' else ''))
+            if make_interpolant(self).stochastic: bad('interpolant', 'few-step models jump along a deterministic path: use linear (sigma 0), target_fm, trig or cosine')
+            if not 0 < self.jump_fraction <= 1: bad('jump_fraction', 'use a share in (0, 1], e.g. 0.25')
+            if not isinstance(self.finest_jump, int) or self.finest_jump < 2 or self.finest_jump & (self.finest_jump - 1): bad('finest_jump', 'use a power of 2, e.g. 128')
+            if not (math.isfinite(self.meanflow_power) and self.meanflow_power >= 0): bad('meanflow_power', 'use a power >= 0, e.g. 1')
+        if self.init and not Path(self.init).exists(): bad('init', 'give a run folder or a checkpoint file to start from')
         if self.prediction != 'velocity' and make_interpolant(self).stochastic:
             bad('prediction', f'{self.prediction}-prediction needs a deterministic path: use interpolant linear (sigma 0), target_fm, trig or cosine')
         if not (math.isfinite(self.lr) and self.lr > 0): bad('lr', 'use a finite, positive learning rate, e.g. 1e-3')
@@ -208,7 +222,7 @@ def model_args(cfg:TrainConfig, # the run's options
     "The arguments of `get_model` (its preset `name` and overrides) for `cfg` and the data of `batches` (pixels, or latents: their side and channels); checkpoints store them."
     if cfg.objective == 'autoencoder': return dict(name=cfg.model, res=cfg.res, in_channels=batches.channels)
     flow = (dict(prediction=cfg.prediction, path=dict(name=cfg.interpolant) | (dict(sigma_min=cfg.sigma or 1e-4) if cfg.interpolant == 'target_fm' else {}))
-            if cfg.prediction != 'velocity' else {}) | (dict(learned_weight=True) if cfg.loss_weight == 'uncertainty' else {})
+            if cfg.prediction != 'velocity' else {}) | (dict(learned_weight=True) if cfg.loss_weight == 'uncertainty' else {}) | (dict(jump=True) if cfg.objective in JUMP_OBJECTIVES else {})
     if cfg.model == 'mlp': return dict(name='mlp', **flow)
     args = dict(name=cfg.model, **flow, res=batches.res if cfg.latent else cfg.res, in_channels=batches.channels, num_classes=batches.num_classes if cfg.class_cond else None, **cfg.unet_options())
     return args | (dict(cond_channels=batches.channels + 1) if cfg.cond_res else {})  # a stage sees the image below and its noise level

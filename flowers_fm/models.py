@@ -189,7 +189,7 @@ class UNet(nn.Module):
         levels = [res // 2 ** i for i in range(len(mults))]
         if res % 2 ** (len(mults) - 1): raise ValueError(f"a UNet with {len(mults)} levels needs a side divisible by {2 ** (len(mults) - 1)}, got {res}")
         if bad := [r for r in attn_res if r not in levels]: raise ValueError(f"attention resolution {bad[0]} is never reached: the levels are {levels} px")
-        self.in_channels, self.res, self.num_classes, self.checkpoint, self.cond_channels = in_channels, res, num_classes, checkpoint, cond_channels
+        self.in_channels, self.res, self.num_classes, self.checkpoint, self.cond_channels, self.jump = in_channels, res, num_classes, checkpoint, cond_channels, jump
         self.n_down = len(mults) - 1
         emb_dim = 4 * base
         self.embed = TimeClassEmbedding(emb_dim, num_classes, freq_dim=base, jump=jump)
@@ -289,7 +289,7 @@ class DiT(nn.Module):
                 ):
         super().__init__()
         if res % patch: raise ValueError(f"image side {res} is not divisible by the patch side {patch}")
-        self.in_channels, self.res, self.patch, self.num_classes, self.checkpoint = in_channels, res, patch, num_classes, checkpoint
+        self.in_channels, self.res, self.patch, self.num_classes, self.checkpoint, self.jump = in_channels, res, patch, num_classes, checkpoint, jump
         self.patchify = nn.Conv2d(in_channels, dim, patch, stride=patch)
         self.register_buffer('pos', sincos_pos_embed_2d(dim, res // patch)[None], persistent=False)
         self.embed = TimeClassEmbedding(dim, num_classes, freq_dim=256, jump=jump)

@@ -12,14 +12,16 @@ from .core import autocast_for, eval_mode, from_uint8, save_image_grid
 from .interpolants import Interpolant
 from .sampling import sample
 from .lowres import condition_image, downsample, upsample
-from .config import OBJECTIVES, TrainConfig, make_condition, make_interpolant, make_pairing
+from .config import OBJECTIVES, TrainConfig, make_condition, make_interpolant, make_pairing, make_time_sampler
 from .batches import StepBatch, draw_step
 from .loss_weights import weighted_loss
 from .regularizers import class_centroids, locality_loss, same_class_partner
 from .autoencoder import autoencoder_loss, code_usage
+from .few_step import adaptive_weight, meanflow_jumps, meanflow_target, shortcut_jumps, shortcut_target
 
 # %% auto #0
-__all__ = ['FlowMatchingLoss', 'fm_loss', 'FlowMatching', 'Autoencoding', 'make_objective']
+__all__ = ['FlowMatchingLoss', 'fm_loss', 'FlowMatching', 'Autoencoding', 'JumpObjective', 'Shortcut', 'MeanFlow',
+           'make_objective']
 
 # %% ../nbs/05g_objectives.ipynb #1939b504
 class FlowMatchingLoss(NamedTuple):
@@ -53,6 +55,8 @@ def fm_loss(model, # velocity network called as model(x, t, y)
 class FlowMatching:
     "The flow-matching objective of a run: `fm_loss` plus the regulariser `cfg` asks for, and Euler pictures of what the model makes."
     terms = ('loss_fm', 'regularizer_loss', 'vector_field_mean_norm')  # what `loss` reports, logged as means between log lines
+    jumps = None  # no jump sizes: a flow's batches draw none
+    method = 'euler'  # how its pictures are sampled, with `picture_steps` steps
 
     def __init__(self, cfg:TrainConfig, # the run's options: the path, the regulariser, the sample steps
                  interpolant:Interpolant|None=None, # the path; the one `cfg` names when None
@@ -94,6 +98,9 @@ class FlowMatching:
         else: partner, partner_y, through = centroids[batch.labels], batch.y, cfg.anchor_form == 'full'
         return locality_loss(model, self.interpolant, out.x0, out.t, out.eps, out.v.float(), out.ut, partner, partner_y, through)
 
+    @property
+    def picture_steps(self) -> int: return self.cfg.sample_steps
+
     @torch.no_grad()
     def measured(self, model, batch:StepBatch, generator:torch.Generator, amp:torch.dtype|None=None) -> dict:
         "At a log line of a labelled run without a regulariser: the locality of `model` on `batch` at fresh times, without gradients."
@@ -114,7 +121,7 @@ class FlowMatching:
         if cfg.cond_res:  # the data's images shrunk to cond_res, at half the stage's largest training noise level
             low = downsample(from_uint8(batches.ds.images[:n]), cfg.cond_res)
             y = condition_image(low, cfg.res, torch.full((n,), cfg.cond_noise / 2), torch.randn(low.shape, generator=g))
-        x = sample(model, n, shape, y, steps=cfg.sample_steps, noise=x0, device=device).x
+        x = sample(model, n, shape, y, method=self.method, steps=self.picture_steps, noise=x0, device=device).x
         x = batches.decode(x)  # latents: the pictures are their images
         if path is not None and x.ndim == 4:  # a stage's grid shows what it was given above what it made
             save_image_grid(torch.cat([upsample(low.to(device), cfg.res), x]).float().clamp(-1, 1) if cfg.cond_res else x.float().clamp(-1, 1), path, nrow=8)
@@ -171,10 +178,68 @@ class Autoencoding:
         "The reconstructions of the batch an `overfit_batch` run trains on."
         return self.reconstructions(model, batches.batch(0, torch.Generator().manual_seed(0), device)[0][:n], path)
 
+# %% ../nbs/05g_objectives.ipynb #1cdf4c51
+class JumpObjective(FlowMatching):
+    "What the few-step objectives share: flow matching on the rows with h = 0, a target of the model's own making on the rows with h > 0, pictures in one jump."
+    terms = ('loss_fm', 'loss_jump', 'vector_field_mean_norm')
+    method = 'jump'
+
+    @property
+    def picture_steps(self) -> int: return 1
+
+    def targets(self, model, xt, t, h, ut, y) -> torch.Tensor: raise NotImplementedError  # the target of the rows with h > 0
+
+    def row_loss(self, err:torch.Tensor, dims:int) -> torch.Tensor:
+        "The loss from each row's mean squared error `err` over its `dims` numbers: their mean."
+        return err.mean()
+
+    def loss(self, model, # the network (or its DDP wrapper)
+             batch:StepBatch, # the (micro-)batch, with its jump sizes `h`
+             generator:torch.Generator, # the step's stream (unused: the batch holds everything random)
+             centroids=None, # unused
+            ) -> tuple[torch.Tensor, dict]:
+        "The loss to minimise on `batch`, and its terms as detached scalars."
+        t, xt, ut = self.interpolant.sample(batch.x0, batch.x1, batch.t)
+        target, jumps = ut.clone(), batch.h > 0
+        if jumps.any():
+            y = None if batch.y is None else batch.y[jumps]
+            target[jumps] = self.targets(getattr(model, 'module', model), xt[jumps], t[jumps], batch.h[jumps], ut[jumps], y).to(target.dtype)
+        u = model(xt, t, batch.y, h=batch.h)
+        err = (u.float() - target.float()).pow(2).flatten(1).mean(1)
+        part = lambda rows: err[rows].detach().sum() / rows.sum().clamp(min=1)
+        return self.row_loss(err, batch.x1[0].numel()), dict(loss_fm=part(~jumps), loss_jump=part(jumps), vector_field_mean_norm=u.detach().float().flatten(1).norm(dim=1).mean())
+
+class Shortcut(JumpObjective):
+    "Shortcut models (Frans et al. 2024): a jump of size h is trained to equal two jumps of size h/2 taken by the model."
+    def __init__(self, cfg:TrainConfig, # the run's options: the share of jump rows and the finest jump
+                 interpolant:Interpolant|None=None, # the path; the one `cfg` names when None
+                ):
+        super().__init__(cfg, interpolant)
+        self.jumps = shortcut_jumps(cfg.jump_fraction, cfg.finest_jump)
+
+    def targets(self, model, xt, t, h, ut, y): return shortcut_target(model, xt, t, h, y, self.cfg.finest_jump)
+
+class MeanFlow(JumpObjective):
+    "MeanFlow (Geng et al. 2025): the average velocity's target v + h du/dt from one Jacobian-vector product, rows weighted adaptively."
+    def __init__(self, cfg:TrainConfig, # the run's options: the share of jump rows, the time sampler and the weight's power
+                 interpolant:Interpolant|None=None, # the path; the one `cfg` names when None
+                ):
+        super().__init__(cfg, interpolant)
+        self.jumps = meanflow_jumps(cfg.jump_fraction, make_time_sampler(cfg))
+
+    def targets(self, model, xt, t, h, ut, y): return meanflow_target(model, xt, t, h, ut, y)
+
+    def row_loss(self, err:torch.Tensor, dims:int) -> torch.Tensor:
+        "The paper's adaptive weight on each row's squared error, summed over the row's numbers as its squared norm is."
+        sq = err * dims
+        return (adaptive_weight(sq, self.cfg.meanflow_power) * sq).mean()
+
 # %% ../nbs/05g_objectives.ipynb #d0c53523
 def make_objective(cfg:TrainConfig, # the run's options
-                  ) -> FlowMatching|Autoencoding:
+                  ) -> FlowMatching|Autoencoding|JumpObjective:
     "The objective `cfg.objective` names, built for the run."
     if cfg.objective == 'flow_matching': return FlowMatching(cfg)
     if cfg.objective == 'autoencoder': return Autoencoding(cfg)
+    if cfg.objective == 'shortcut': return Shortcut(cfg)
+    if cfg.objective == 'meanflow': return MeanFlow(cfg)
     raise ValueError(f"unknown objective {cfg.objective!r}: choose one of {', '.join(OBJECTIVES)}")

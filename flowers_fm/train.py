@@ -18,7 +18,7 @@ from .interpolants import Interpolant, LinearInterpolant
 from .fid import FIDEvaluator
 from .config import CHANGED_ON_RESUME, LR_SCHEDULES, TrainConfig, as_flow_network, make_condition, make_model, make_pairing, make_time_sampler, model_args
 from .batches import SEED_SCHEME, ImageBatches, StepBatch, draw_step, drawn_ahead, make_batches, save_cluster_grids, step_batches, step_seed
-from .checkpoint import CheckpointWriteError, checkpoint_path, latest_checkpoint, load_latest_checkpoint, run_dir_lock, save_checkpoint
+from .checkpoint import CheckpointWriteError, checkpoint_path, init_weights, latest_checkpoint, load_latest_checkpoint, run_dir_lock, save_checkpoint
 from .distributed import Processes, start_processes
 from .averaging import EMA, PowerEMA, save_ema_snapshot, ema_snapshots
 from .runlog import MetricsLog, plot_metrics, progress_line
@@ -280,6 +280,9 @@ def train(cfg:TrainConfig, # the options of the run
         batches = batches or run_batches(cfg, device)
         args = model_args(cfg, batches) if model is None else None  # a model passed in cannot be rebuilt from the checkpoint
         model = (as_flow_network(cfg, model) if model is not None else make_model(cfg, batches)).to(device)  # a network passed in predicts what cfg says
+        if cfg.init and not cfg.resume:
+            started = init_weights(model, cfg.init)
+            if procs.main: print(f"started from the weights of {started}")
         state = TrainState(cfg, (model.to(memory_format=torch.channels_last) if cfg.channels_last else model).train())
         ck, saved = load_latest_checkpoint(run, cfg) if cfg.resume else (None, None)
         if saved is not None:
@@ -293,7 +296,7 @@ def train(cfg:TrainConfig, # the options of the run
         pair_globally = pairing is not None and cfg.pairing_scope == 'global' and procs.world > 1  # in the loop: workers cannot talk to other processes
         draw = partial(draw_step, batches=batches, seed=cfg.seed, pairing=None if pair_globally else pairing, null=batches.num_classes if cfg.class_cond else None,
                        label_dropout=cfg.label_dropout, overfit=cfg.overfit_batch, interpolant=objective.interpolant, time_sampler=make_time_sampler(cfg),
-                       rows=procs.rows(cfg.batch_size, cfg.grad_accum), condition=make_condition(cfg))
+                       rows=procs.rows(cfg.batch_size, cfg.grad_accum), condition=make_condition(cfg), jumps=getattr(objective, 'jumps', None))
         net, g, first = procs.wrap(state.model, device), torch.Generator(), (state.step, state.skipped)
         work = PeriodicWork(cfg, state, batches, device, objective, amp, args, eval_fn) if procs.main else None
         if work: work.log.keep_until(state.step)  # what a killed run logged after its checkpoint is logged again now
