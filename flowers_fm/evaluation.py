@@ -5,6 +5,7 @@
 # %% ../nbs/09a_evaluation.ipynb #1a149165
 from __future__ import annotations
 import json
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 import torch
@@ -16,6 +17,7 @@ from .sampling import SOLVERS, TIME_GRIDS, save_samples
 from .metrics import closest_pairs, image_metrics
 from .fid import FID_MODES, InceptionFeatures, fid_protocol, folder_images, image_features, reference_features
 from .checkpoint import load_trained_model
+from .config import JUMP_OBJECTIVES
 from .multiscale import load_cascade
 from .averaging import posthoc_ema
 from .latents import LatentModel, latent_model
@@ -33,8 +35,8 @@ class SamplingOptions:
     batch_size:int=64 # images per solve
     labels:str=None # empty: the classes in turn; 'null': unconditional; or one class index
     guidance:float=1. # classifier-free guidance scale (1 = conditional, 0 = unconditional)
-    method:str='euler' # solver: euler, midpoint, heun, rk4 or dopri5
-    steps:int=100 # solver steps
+    method:str=None # solver: euler, midpoint, heun, rk4, dopri5, or jump (a few-step run's jumps); empty: the run's own (jump for shortcut and meanflow runs, else euler)
+    steps:int=None # solver steps (model calls of euler and jump); empty: the run's own (1 jump for shortcut and meanflow runs, else 100)
     grid:str='uniform' # time grid: uniform or dense_at_data
     seed:int=0 # seed of the noise (and of KID's subsets)
     device:str='auto' # auto, cpu, cuda, cuda:N, mps or xla
@@ -46,13 +48,20 @@ class SamplingOptions:
 
     def check(self) -> SamplingOptions:
         "Raise a ValueError naming the first invalid option."
-        if self.method not in SOLVERS: raise ValueError(f"invalid method={self.method!r}: choose one of {', '.join(SOLVERS)}")
+        if self.method is not None and self.method not in SOLVERS: raise ValueError(f"invalid method={self.method!r}: choose one of {', '.join(SOLVERS)}")
         if self.grid not in TIME_GRIDS: raise ValueError(f"invalid grid={self.grid!r}: choose one of {', '.join(TIME_GRIDS)}")
         if self.labels not in (None, 'null') and not str(self.labels).isdigit(): raise ValueError(f"invalid labels={self.labels!r}: give nothing, 'null' or a class index")
         if self.ema_std and (self.raw or self.stages): raise ValueError(f"invalid ema_std={self.ema_std}: it rebuilds the average of one run; drop --{'raw' if self.raw else 'stages'}")
         for k in ('batch_size', 'steps'):
-            if not isinstance(getattr(self, k), int) or getattr(self, k) < 1: raise ValueError(f"invalid {k}={getattr(self, k)!r}: use a positive integer")
+            if (k == 'batch_size' or self.steps is not None) and (not isinstance(getattr(self, k), int) or getattr(self, k) < 1):
+                raise ValueError(f"invalid {k}={getattr(self, k)!r}: use a positive integer")
         return self
+
+    def of_run(self, cfg:dict # the options of the run sampled (its top stage's for a cascade)
+              ) -> SamplingOptions:
+        "These options with the run's own sampler where none is given: jumps for a few-step run (1), Euler for a flow (100 steps)."
+        jumps = cfg.get('objective') in JUMP_OBJECTIVES
+        return dataclasses.replace(self, method=self.method or ('jump' if jumps else 'euler'), steps=self.steps or (1 if jumps else 100))
 
     @property
     def sample_labels(self) -> int|str|None:
@@ -96,9 +105,10 @@ def sample_run(run_dir:str='runs/flowers', # the run folder written by train_flo
     o = SamplingOptions(**kwargs).check()
     if not isinstance(n, int) or n < 1: raise ValueError(f"invalid n={n!r}: use a positive number of images")
     dev = get_device(o.device)
-    model, step, chain, _, ckpt = sampler_of(run_dir, o.checkpoint, o.stages, o.cond_noise, o.raw, o.ema_std, dev)
+    model, step, chain, cfg, ckpt = sampler_of(run_dir, o.checkpoint, o.stages, o.cond_noise, o.raw, o.ema_std, dev)
+    o = o.of_run(cfg)
     folder = Path(out) if out else Path(run_dir) / 'samples' / sample_folder_name(step, o, chain)
-    save_samples(model, folder, n, o.batch_size, o.sample_labels, o.guidance, o.method, o.steps, o.grid, o.seed, dev, progress_wanted(o.progress))
+    save_samples(model, folder, n, o.batch_size, o.sample_labels, o.guidance, o.method, o.steps, o.grid, o.seed, dev, progress_wanted(o.progress), about=dict(objective=cfg['objective']))
     print(f"wrote {n} samples of {ckpt} (step {step}) to {folder}")
     return folder
 
@@ -202,15 +212,16 @@ def evaluate_run(run_dir:str='runs/flowers', # the run folder written by train_f
     trained = None if o.stages else load_trained_model(o.checkpoint or run_dir, ema=not o.raw, device=dev)
     if trained and trained.config['objective'] == 'autoencoder': return evaluate_autoencoder_run(run_dir, trained, extractor, n, ref_n, o.seed, bars)
     model, step, chain, cfg, ckpt = sampler_of(run_dir, o.checkpoint, o.stages, o.cond_noise, o.raw, o.ema_std, dev, trained)  # a chain is scored at its top stage's resolution
+    o = o.of_run(cfg)
     out = Path(run_dir) / 'eval' / (sample_folder_name(step, o, chain) + f'_n{n}')
-    folder = save_samples(model, out / 'samples', n, o.batch_size, o.sample_labels, o.guidance, o.method, o.steps, o.grid, o.seed, dev, bars)
+    folder = save_samples(model, out / 'samples', n, o.batch_size, o.sample_labels, o.guidance, o.method, o.steps, o.grid, o.seed, dev, bars, about=dict(objective=cfg['objective']))
     ds, samples = dataset_of(cfg), folder_images(folder, n)
     result = score_samples(samples, ds, extractor, heldout_dataset_of(cfg), ref_n, o.seed, data_root(cfg['data_root']) / 'fid_stats', bars, out)
     nfe = json.loads((folder / 'samples.json').read_text())['nfe']
     if isinstance(model, LatentModel):  # the floor of any latent model: its autoencoder's reconstructions
         result['protocol'] += f'; {model.space.protocol()}'
         result['autoencoder'] = reconstruction_floor(model.space, ds, heldout_dataset_of(cfg), extractor, n, ref_n, o.seed, data_root(cfg['data_root']) / 'fid_stats', bars, Path(run_dir) / 'eval')
-    result['settings'] = dict(run_dir=str(run_dir), **{**vars(o), 'checkpoint': str(ckpt)}, step=step, weights='raw' if o.raw else 'ema', n=n, model_calls_per_batch=sum(nfe.values()) / len(nfe), mode=mode, extractor=extractor.name,
+    result['settings'] = dict(run_dir=str(run_dir), **{**vars(o), 'checkpoint': str(ckpt)}, step=step, weights='raw' if o.raw else 'ema', n=n, objective=cfg['objective'], model_calls_per_batch=sum(nfe.values()) / len(nfe), mode=mode, extractor=extractor.name,
                               reference=result.pop('reference'), heldout=result.pop('heldout'), data=cfg['data'], res=cfg['res'])
     with atomic_write(out / 'eval.json', 'w') as f: json.dump(result, f, indent=1)
     print(f"step {step}: FID {result['fid']:.2f}, KID {result['kid']:.4f}, precision {result['precision']:.3f}, recall {result['recall']:.3f}"

@@ -197,6 +197,7 @@ def save_samples(model, # image velocity network with `in_channels` and `res`
                  seed:int=0, # seed of the noise; batch b uses its own stream
                  device=None, # where to integrate; the model's device when None
                  progress:bool=True, # show a progress bar
+                 about:dict|None=None, # recorded in samples.json beside the settings, e.g. the run's objective
                 ) -> Path:
     "Write `n` samples of `model` as `00000.png`, `00001.png`, ... into `folder`, resuming a partial folder or extending a smaller one."
     folder = Path(folder); record = folder / 'samples.json'
@@ -210,7 +211,7 @@ def save_samples(model, # image velocity network with `in_channels` and `res`
     same = {k: had.get(k) for k in meta} == meta and (had['labels'] is None) == (y is None) and (y is None or had['labels'] == y[:had['n']].tolist())
     if had['n'] and not same: raise ValueError(f"{folder} holds samples made with other settings (see its samples.json): use another folder or delete it")
     if n > had['n']: parts = parts + [[had['n'], n]]  # more images: drawn after the others, in batches of their own
-    saved.update(settings=dict(meta, n=total, labels=None if y is None else y.tolist()), parts=parts)
+    saved.update(settings=dict(meta, n=total, labels=None if y is None else y.tolist()), parts=parts, **({'about': about} if about else {}))
     names = lambda i, m: [folder / f'{k:05d}.png' for k in range(i, i + m)]
     for first, end in parts:
         for i, pixels, nfe in sample_images(model, end, batch_size, None if y is None else y[:end], guidance, method, steps, grid, seed, device,
