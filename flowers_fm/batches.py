@@ -179,9 +179,9 @@ def draw_step(step:int, # the step
              ) -> StepBatch:
     "Rows `rows` of the batch of `step`: a function of (seed, step) alone, however the batch is split over processes."
     generator.manual_seed(step_seed(seed, 0 if overfit else step))
-    x1, labels = batches.batch(0 if overfit else step, generator, device, rows)
+    x1, labels, *paired = batches.batch(0 if overfit else step, generator, device, rows)  # a coupling's batches bring their noise (05db_coupling)
     n, shape = batches.batch_size, x1.shape[1:]  # draws are made for the whole global batch, each process keeps its rows
-    x0 = torch.randn(n, *shape, generator=generator)[rows].to(device)
+    x0 = paired[0] if paired else torch.randn(n, *shape, generator=generator)[rows].to(device)
     if overfit: generator.manual_seed(step_seed(seed, step))
     y = None if null is None else torch.where((torch.rand(n, generator=generator)[rows] < label_dropout).to(device), null, labels)
     t = time_sampler(n, generator=generator) if time_sampler is not None else torch.rand(n, generator=generator)

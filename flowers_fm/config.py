@@ -20,6 +20,7 @@ from .loss_weights import LOSS_WEIGHTS, TimeLogVariance
 from .averaging import power_gamma
 from .fid import FID_MODES
 from .lowres import lowres_condition
+from .sampling import SOLVERS
 
 # %% auto #0
 __all__ = ['PRECISIONS', 'CROP_CHOICES', 'REGULARIZERS', 'ANCHOR_FORMS', 'LR_SCHEDULES', 'ON_NAN', 'PAIRING_SCOPES', 'OBJECTIVES',
@@ -41,7 +42,7 @@ STRUCTURAL = ('data', 'latent', 'objective', 'res', 'model', 'attn_res', 'qk_nor
 # ... and what it learns from: the images, their order and the batches' random streams
 FIXED_ON_RESUME = STRUCTURAL + ('split', 'n_images', 'crop', 'flip', 'seed', 'batch_size', 'pairing', 'pairing_scope', 'num_subclasses',
                                 'time_sampler', 'snr_gamma', 'ema_stds', 'label_dropout', 'regularizer', 'anchor_form', 'overfit_batch', 'kl_weight', 'spectral_weight',
-                                'jump_fraction', 'finest_jump', 'meanflow_power', 'init')
+                                'jump_fraction', 'finest_jump', 'meanflow_power', 'init', 'teacher', 'coupling_n', 'coupling_method', 'coupling_steps')
 # options a resumed run takes from its command line, not from its checkpoint (the others, such as log_every, are read anew each step anyway)
 CHANGED_ON_RESUME = ('lr', 'warmup', 'lr_schedule', 'weight_decay', 'beta2', 'ema', 'grad_clip', 'steps')
 
@@ -63,6 +64,10 @@ class TrainConfig:
     finest_jump:int=128 # shortcut: the finest jump is 1/finest_jump, a power of 2 (128 in the paper)
     meanflow_power:float=1. # meanflow: power p of the adaptive weight 1 / (error + 1e-3)^p of each row (1 in the paper; 0 = plain squared error)
     init:str='' # start from the (EMA) weights of this run folder or checkpoint, e.g. a flow to fine-tune into a few-step model ('' = fresh weights)
+    teacher:str='' # reflow: train on the coupling (noise, sample) of this trained run or checkpoint, from its weights (05db_coupling; '' = on the data)
+    coupling_n:int=0 # reflow: pairs in the coupling (0 = as many as the data set has images)
+    coupling_method:str='midpoint' # reflow: the teacher's solver (euler, midpoint, heun, rk4 or dopri5)
+    coupling_steps:int=50 # reflow: the teacher's solver steps
     kl_weight:float=1e-4 # autoencoder: weight of the KL term (kl bottleneck)
     spectral_weight:float=1. # autoencoder: weight of the amplitude-spectrum term (0 = pixel L1 alone)
     model:str='unet_tiny' # a preset of `MODEL_PRESETS` (unet_tiny learns fastest in CPU minutes, 12b_rate_of_learning; unet32 and up for long GPU runs)
@@ -170,6 +175,15 @@ class TrainConfig:
             if not isinstance(self.finest_jump, int) or self.finest_jump < 2 or self.finest_jump & (self.finest_jump - 1): bad('finest_jump', 'use a power of 2, e.g. 128')
             if not (math.isfinite(self.meanflow_power) and self.meanflow_power >= 0): bad('meanflow_power', 'use a power >= 0, e.g. 1')
         if self.init and not Path(self.init).exists(): bad('init', 'give a run folder or a checkpoint file to start from')
+        if self.teacher:
+            if not Path(self.teacher).exists(): bad('teacher', 'give the run folder or checkpoint file of a trained image flow')
+            if toy: bad('teacher', 'image reflow couples images; reflow 2-D flows with flowers_fm.reflow.reflow')
+            for opt, off in (('objective', 'flow_matching'), ('pairing', 'independent'), ('latent', ''), ('cond_res', 0), ('num_subclasses', 0), ('regularizer', 'none')):
+                if getattr(self, opt) != off: bad(opt, f"a reflow run learns the teacher's coupling (its pairing): leave {opt} at {off!r}")
+            if make_interpolant(self).stochastic: bad('interpolant', 'reflow straightens the coupling on a deterministic path: use linear with sigma 0')
+            if self.coupling_method not in SOLVERS or self.coupling_method == 'jump': bad('coupling_method', f"choose one of {', '.join(m for m in SOLVERS if m != 'jump')}")
+            if not isinstance(self.coupling_steps, int) or self.coupling_steps < 1 or not isinstance(self.coupling_n, int) or self.coupling_n < 0:
+                bad('coupling_steps' if not isinstance(self.coupling_steps, int) or self.coupling_steps < 1 else 'coupling_n', 'use a positive integer (coupling_n: 0 = the data set size)')
         if self.prediction != 'velocity' and make_interpolant(self).stochastic:
             bad('prediction', f'{self.prediction}-prediction needs a deterministic path: use interpolant linear (sigma 0), target_fm, trig or cosine')
         if not (math.isfinite(self.lr) and self.lr > 0): bad('lr', 'use a finite, positive learning rate, e.g. 1e-3')

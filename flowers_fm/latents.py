@@ -12,6 +12,7 @@ import torch, torch.nn as nn
 from .core import UserError, cached, eval_mode, from_uint8
 from .data import ImageDataset, data_root
 from .batches import ImageBatches, dataset_of, make_batches
+from .coupling import coupled_batches
 from .checkpoint import load_latest_checkpoint, load_trained_model
 from .sampling import ODESample, sample
 from .fid import file_sha1
@@ -199,7 +200,8 @@ def latent_batches(cfg, # a `TrainConfig` with `latent` set
 def run_batches(cfg, # the run's options (`TrainConfig`)
                 device=None, # where a latent run's autoencoder goes
                ):
-    "The batch source of a run: latents of its autoencoder when `cfg.latent` is set (on resume, the autoencoder its checkpoint recorded), else `make_batches(cfg)`."
+    "The batch source of a run: its teacher's coupling when `cfg.teacher` is set, latents of its autoencoder when `cfg.latent` is (on resume, the autoencoder its checkpoint recorded), else `make_batches(cfg)`."
+    if cfg.teacher: return coupled_batches(cfg, device)
     if not cfg.latent: return make_batches(cfg)
     saved = load_latest_checkpoint(cfg.run_dir)[1] if cfg.resume else None
     return latent_batches(cfg, device, saved.get('latent') if saved else None)

@@ -6,48 +6,12 @@
 from __future__ import annotations
 import copy
 import numpy as np, torch
-from .core import derived_seed, eval_mode
 from .interpolants import LinearInterpolant
-from .sampling import integrate
+from .coupling import CoupledBatches, reflow_pairs
 from .train import train_2d
 
 # %% auto #0
-__all__ = ['reflow_pairs', 'CoupledBatches', 'reflow']
-
-# %% ../nbs/06_reflow.ipynb #ccfb1e6e
-@torch.no_grad()
-def reflow_pairs(model, # trained velocity network
-                 x0:torch.Tensor, # noise (N, ...)
-                 y:torch.Tensor|None=None, # labels (N,) for a conditional model
-                 method:str='dopri5', # solver of the coupling; an accurate one, its error becomes the new target
-                 steps:int=100, # fixed-step methods: number of steps
-                 batch_size:int=10_000, # samples per solve
-                 **kwargs, # more arguments of `integrate` (atol, rtol, grid)
-                ) -> tuple[torch.Tensor, torch.Tensor]:
-    "The coupling (x0, x1) with x1 the sample `model` makes of x0."
-    with eval_mode(model):
-        x1 = torch.cat([integrate(model, x0[i:i + batch_size], method, steps, y=None if y is None else y[i:i + batch_size], **kwargs).x
-                        for i in range(0, len(x0), batch_size)])
-    return x0, x1
-
-class CoupledBatches:
-    "Minibatches of fixed pairs (x0, x1): batch `step` is a function of (seed, step), every pair used once per epoch."
-    def __init__(self, x0:torch.Tensor, # noise (N, ...)
-                 x1:torch.Tensor, # its partner (N, ...)
-                 batch_size:int, # pairs per batch; the last incomplete batch of an epoch is dropped (static shapes)
-                 seed:int=0, # seed of the epoch permutations
-                ):
-        if len(x0) != len(x1): raise ValueError(f"x0 and x1 must hold the same number of pairs, got {len(x0)} and {len(x1)}")
-        if batch_size > len(x0): raise ValueError(f"batch_size {batch_size} is larger than the {len(x0)} pairs")
-        self.x0, self.x1, self.batch_size, self.seed = x0, x1, batch_size, seed
-        self.per_epoch, self._epoch, self._perm = len(x0) // batch_size, None, None
-
-    def __getitem__(self, step:int) -> tuple[torch.Tensor, torch.Tensor]:
-        epoch, k = divmod(step, self.per_epoch)
-        if epoch != self._epoch:
-            self._epoch, self._perm = epoch, torch.randperm(len(self.x0), generator=torch.Generator().manual_seed(derived_seed(self.seed, epoch)))
-        idx = self._perm[k * self.batch_size:(k + 1) * self.batch_size].to(self.x0.device)
-        return self.x0[idx], self.x1[idx]
+__all__ = ['reflow']
 
 # %% ../nbs/06_reflow.ipynb #c11e1838
 def reflow(model, # the trained (1-rectified) flow

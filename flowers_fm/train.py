@@ -280,8 +280,8 @@ def train(cfg:TrainConfig, # the options of the run
         batches = batches or run_batches(cfg, device)
         args = model_args(cfg, batches) if model is None else None  # a model passed in cannot be rebuilt from the checkpoint
         model = (as_flow_network(cfg, model) if model is not None else make_model(cfg, batches)).to(device)  # a network passed in predicts what cfg says
-        if cfg.init and not cfg.resume:
-            started = init_weights(model, cfg.init)
+        if (cfg.init or cfg.teacher) and not cfg.resume:  # reflow starts from its teacher's weights
+            started = init_weights(model, cfg.init or cfg.teacher)
             if procs.main: print(f"started from the weights of {started}")
         state = TrainState(cfg, (model.to(memory_format=torch.channels_last) if cfg.channels_last else model).train())
         ck, saved = load_latest_checkpoint(run, cfg) if cfg.resume else (None, None)
