@@ -35,9 +35,12 @@ TASKS = {
     'flowers32': Task('flowers32', 'flowers', model='unet_tiny', n_eval=256, sample_steps=8, domain_steps=300),
 }
 TASKS_2D = {n: Task(n, f'toy:{n}', steps=3000) for n in ('8gaussians', 'moons')}
-ROUTES = ('flow', 'shortcut', 'meanflow', 'flow_shortcut', 'flow_meanflow', 'reflow')
+ROUTES = ('flow', 'shortcut', 'meanflow', 'flow_shortcut', 'flow_meanflow', 'reflow', 'meanflow_uniform')
+SCRATCH = dict(flow=dict(objective='flow_matching'), shortcut=dict(objective='shortcut'), meanflow=dict(objective='meanflow'),
+               meanflow_uniform=dict(objective='meanflow', time_sampler='uniform'))  # from scratch: the objective and its options (MeanFlow's jumps run between two draws of the time sampler)
 CALLS = (1, 2, 4, 8)
 COUPLING = dict(method='midpoint', steps=8)  # the teacher's solver for reflow's coupling: 16 calls a pair
+PAIRS = 1024  # image pairs of the coupling: with 4,096 the coupling alone took the half budget (8 steps left for the student)
 EVALS_PER_ROW = dict(flow_matching=lambda f: 2., shortcut=lambda f: 2 + 2 * f, meanflow=lambda f: 2 + f)
 
 
@@ -98,9 +101,9 @@ def run(task, route, seed, budget, tmp):
     shutil.rmtree(run_dir, ignore_errors=True)
     data = ImageBatches(task_data(task)['ds'], 32, seed=seed) if task.images else None
     row = dict(task=task.name, route=route, seed=seed, budget=budget)
-    if route in ('flow', 'shortcut', 'meanflow'):
-        objective = dict(flow='flow_matching').get(route, route)
-        r, row['train'] = trained(task, seed, budget, tmp, objective, run_dir, task.sample_steps if route == 'flow' else 1, batches=data)
+    if route in SCRATCH:
+        kw = dict(SCRATCH[route]); objective = kw.pop('objective')
+        r, row['train'] = trained(task, seed, budget, tmp, objective, run_dir, task.sample_steps if route == 'flow' else 1, batches=data, **kw)
         model = r['ema']
     else:  # half the budget on a flow, the rest on the second stage
         teacher = tmp / f'{task.name}_flow_half_{seed}'
@@ -112,7 +115,7 @@ def run(task, route, seed, budget, tmp):
         left = budget - row['teacher']['train_s']
         if route == 'reflow':
             t0 = time.perf_counter()
-            n = task.n_eval * 16 if task.images else 20_000
+            n = PAIRS if task.images else 20_000
             if task.images: c = coupling(teacher, run_dir / 'coupling', n, COUPLING['method'], COUPLING['steps'], seed, batch_size=256, progress=False)
             else:
                 x0 = torch.randn(n, 2, generator=torch.Generator().manual_seed(seed))
@@ -120,7 +123,7 @@ def run(task, route, seed, budget, tmp):
             row['coupling'] = dict(n=n, seconds=round(time.perf_counter() - t0, 1), calls_per_pair=2 * COUPLING['steps'], **COUPLING)
             left -= row['coupling']['seconds']
             pairs = CoupledBatches(c['x0'], c['x1'], 32 if task.images else 256, seed, c['labels'], data.ds if data else None)
-            r, row['train'] = trained(task, seed, max(left, 8.), tmp, 'flow_matching', run_dir, 1, init=str(teacher), batches=pairs, time_sampler='uniform')
+            r, row['train'] = trained(task, seed, max(left, 1.), tmp, 'flow_matching', run_dir, 1, init=str(teacher), batches=pairs, time_sampler='uniform')
             objective = 'reflow'
         else:
             objective = route.split('_')[1]
@@ -128,7 +131,7 @@ def run(task, route, seed, budget, tmp):
         model = r['ema']
     row['scores'] = scores(task, model.eval(), 'flow_matching' if route == 'flow' else objective)
     if task.images:
-        x = torch.cat([integrate(model, z, sampler(objective if route != 'flow' else 'flow_matching'), 1).x for z in noise_points(task, 64).split(64)])
+        x = integrate(model, noise_points(task, 16), sampler(objective), 1).x  # one row of samples in one model call
         save_image_grid(x.clamp(-1, 1), ROOT / 'nbs/images' / f'few_step_{task.name}_{route}_1call.png', nrow=16)
     row.update(floor=floor(task), wall_s=round(time.perf_counter() - t_run, 1), **protocol())
     shutil.rmtree(run_dir, ignore_errors=True)
@@ -138,7 +141,7 @@ def run(task, route, seed, budget, tmp):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     ap.add_argument('--tasks', nargs='+', default=list(TASKS))
-    ap.add_argument('--routes', nargs='+', default=list(ROUTES))
+    ap.add_argument('--routes', nargs='+', default=list(ROUTES[:6]), help=f"routes to run: {', '.join(ROUTES)}")
     ap.add_argument('--seeds', nargs='+', type=int, default=[0])
     ap.add_argument('--budget', type=float, default=None, help='training seconds of every route (default 200 for images, 30 for 2-D)')
     ap.add_argument('--threads', type=int, default=2)

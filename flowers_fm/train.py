@@ -280,7 +280,7 @@ def train(cfg:TrainConfig, # the options of the run
         batches = batches or run_batches(cfg, device)
         args = model_args(cfg, batches) if model is None else None  # a model passed in cannot be rebuilt from the checkpoint
         model = (as_flow_network(cfg, model) if model is not None else make_model(cfg, batches)).to(device)  # a network passed in predicts what cfg says
-        if (cfg.init or cfg.teacher) and not cfg.resume:  # reflow starts from its teacher's weights
+        if (cfg.init or cfg.teacher) and not (cfg.resume and latest_checkpoint(run)):  # a new run from another's weights (reflow: its teacher's)
             started = init_weights(model, cfg.init or cfg.teacher)
             if procs.main: print(f"started from the weights of {started}")
         state = TrainState(cfg, (model.to(memory_format=torch.channels_last) if cfg.channels_last else model).train())
