@@ -51,8 +51,8 @@ def average_velocity_derivative(model, # a jump model, called as model(x, t, y, 
                                 v:torch.Tensor, # the velocity the points move with, like xt
                                 y:torch.Tensor|None=None, # labels passed to the model
                                ) -> tuple[torch.Tensor, torch.Tensor]:
-    "u(xt, t, h) and its derivative along the path with t + h fixed, v·∂x u + ∂t u − ∂h u: one JVP, without gradients."
-    with torch.no_grad(), sdpa_kernel([SDPBackend.MATH]):
+    "u(xt, t, h) and its derivative along the path with t + h fixed, v·∂x u + ∂t u − ∂h u: one JVP, without gradients (in the inputs' precision: autocast leaves tangents uncast)."
+    with torch.no_grad(), sdpa_kernel([SDPBackend.MATH]), torch.autocast(xt.device.type, enabled=False):
         return jvp(lambda x, t, h: model(x, t, y, h=h), (xt, t, h), (v.to(xt.dtype), torch.ones_like(t), -torch.ones_like(h)))
 
 def meanflow_target(model, # a jump model, called as model(x, t, y, h=h)
