@@ -86,11 +86,16 @@ def coupling(teacher:str|Path, # the teacher: a run folder (its latest checkpoin
              device=None, # where the teacher solves
              progress:bool=True, # show a progress bar
              rank:int=0, world:int=1, # this process and the number of processes sharing the build
+             shape:tuple|None=None, # the (C, H, W) of the images the pairs must have, checked before any solve
+             conditional:bool|None=None, # whether the teacher must be class-conditional, checked before any solve
             ) -> dict:
     "The coupling (x0, x1, labels) of `teacher`'s EMA model on `n` noise samples, read from `folder` or built there; with its `record`."
     if method not in SOLVERS or method == 'jump': raise ValueError(f"invalid coupling method={method!r}: choose one of {', '.join(m for m in SOLVERS if m != 'jump')}")
     model, cfg, step, ckpt, latent = load_trained_model(teacher, device=device)
     if latent or not hasattr(model, 'res'): raise ValueError(f"the teacher {teacher} is {'a latent run' if latent else 'not an image model'}: reflow couples the pixels of an image flow")
+    made, labelled = (model.in_channels, model.res, model.res), getattr(model, 'num_classes', None) is not None
+    if shape is not None and tuple(shape) != made: raise ValueError(f"the teacher makes images of shape {made}, this run's data are {tuple(shape)}: give the teacher's --res and data")
+    if conditional is not None and conditional != labelled: raise ValueError(f"the teacher is {'' if labelled else 'not '}class-conditional: {'add' if labelled else 'drop'} --class_cond")
     folder = Path(folder); chunks = math.ceil(n / batch_size)
     record = dict(teacher=str(ckpt), digest=file_digest(ckpt), step=step, n=n, method=method, steps=steps, seed=seed, batch_size=batch_size)
     name = lambda k: folder / f'pairs_{k:05d}.pt'
@@ -105,11 +110,11 @@ def coupling(teacher:str|Path, # the teacher: a run folder (its latest checkpoin
         folder.mkdir(parents=True, exist_ok=True)
         with atomic_write(folder / 'coupling.json', 'w') as f: json.dump(record, f, indent=1)
     _barrier(world)
-    classes, shape = getattr(model, 'num_classes', None), (model.in_channels, model.res, model.res)
+    classes = getattr(model, 'num_classes', None)
     todo = [k for k in range(rank, chunks, world) if not name(k).exists()]
     for k in (progress_bar(todo, leave=False) if progress and todo else todo):
         m = min(batch_size, n - k * batch_size)
-        x0 = torch.randn((m, *shape), generator=torch.Generator().manual_seed(derived_seed(seed, k)))
+        x0 = torch.randn((m, *made), generator=torch.Generator().manual_seed(derived_seed(seed, k)))
         y = None if classes is None else torch.arange(k * batch_size, k * batch_size + m) % classes
         _, x1 = reflow_pairs(model, x0.to(device or 'cpu'), None if y is None else y.to(device or 'cpu'), method, steps, batch_size)
         with atomic_write(name(k)) as f: torch.save(dict(x0=x0, x1=x1.cpu(), labels=y), f)
@@ -128,7 +133,6 @@ def coupled_batches(cfg, # a `TrainConfig` with `teacher` set
     "The batches of a reflow run: its teacher's coupling of `coupling_n` pairs (the data set's size when 0), cached in the run folder."
     ds, world = dataset_of(cfg), torch.distributed.get_world_size() if torch.distributed.is_initialized() else 1
     c = coupling(cfg.teacher, Path(cfg.run_dir) / 'coupling', cfg.coupling_n or len(ds), cfg.coupling_method, cfg.coupling_steps, cfg.seed,
-                 device=device, progress=cfg.progress, rank=torch.distributed.get_rank() if world > 1 else 0, world=world)
-    if c['x1'].shape[1:] != (ds.channels, cfg.res, cfg.res): raise ValueError(f"the teacher makes images of shape {tuple(c['x1'].shape[1:])}, this run's data are {(ds.channels, cfg.res, cfg.res)}: give the teacher's --res and data")
-    if (c['labels'] is not None) != cfg.class_cond: raise ValueError(f"the teacher is {'' if c['labels'] is not None else 'not '}class-conditional: {'add' if c['labels'] is not None else 'drop'} --class_cond")
+                 device=device, progress=cfg.progress, rank=torch.distributed.get_rank() if world > 1 else 0, world=world,
+                 shape=(ds.channels, cfg.res, cfg.res), conditional=cfg.class_cond)  # a teacher that does not fit is refused before any solve
     return CoupledBatches(c['x0'], c['x1'], cfg.batch_size, cfg.seed, c['labels'], ds)
