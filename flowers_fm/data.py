@@ -236,7 +236,7 @@ def load_dataset(name:str='flowers', # one of `DATASETS`
     check_res(res)
     if on_error not in ON_ERROR_CHOICES: raise ValueError(f"unknown on_error {on_error!r}: use 'raise' or 'skip'")
     aug = dict(crop=crop, flip=flip)
-    if name == 'flowers':  # painting is slow at 64 px and more (about 37 s per 1,024 flowers at 128 px here): kept on disk like real data
+    if name == 'flowers':  # painting is slow at 64 px and more (about 37 s per 1,024 flowers at 128 px on a 2-core x86 CPU): kept on disk like real data
         return generated_flowers(n, res=res, seed=seed, cache=data_root(root) / 'generated' if res >= 64 else None, **aug)
     if name == 'flowers102': return flowers102(root, res, split, download, on_error=on_error, **aug)
     if name == 'cifar10': return cifar10(root, res, split, download, **aug)

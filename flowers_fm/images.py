@@ -125,7 +125,7 @@ def load_images(paths:list, # image files
         try: return load_image(p, res, mode)
         except UnreadableImageError as e:
             if on_error == 'raise': raise
-            warnings.warn(f"skipping {e}"); return None
+            warnings.warn(f"skipped unreadable image {p}: {e.__cause__}"); return None
     with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as ex: out = list(ex.map(read, paths))
     kept = [i for i, o in enumerate(out) if o is not None]
     if not kept: raise UnreadableImageError(f"none of the {len(paths)} image files could be read")
