@@ -9,7 +9,7 @@ from contextlib import nullcontext
 from pathlib import Path
 
 import torch
-from fastcore.script import call_parse
+from fastcore.script import Param, call_parse
 from fastcore.meta import delegates
 
 from .core import atomic_write, from_uint8, run_command, save_image_grid, with_options_of
@@ -23,7 +23,7 @@ from .evaluation import evaluate_run, sample_run
 from .train import train
 
 # %% auto #0
-__all__ = ['main', 'sample_flowers', 'eval_flowers']
+__all__ = ['NO_PROGRESS', 'TRAIN_FLAGS', 'main', 'NegatedFlag', 'negated_flags', 'sample_flowers', 'eval_flowers']
 
 # %% ../nbs/11_cli.ipynb #c3d4a3ae
 @with_options_of(TrainConfig)
@@ -64,8 +64,26 @@ def _main(cfg, grid, procs, dev, run):
         print(f"trained {out['step']} steps{skipped}{f' on {procs.world} processes' if procs.world > 1 else ''}; wrote checkpoints, samples and run.json in {run}")
     return summary
 
+# %% ../nbs/11_cli.ipynb #873fc7a8
+class NegatedFlag(Param):
+    "A boolean option that is on by default, as the flag `--no-NAME` that turns it off; `help` says what the flag does."
+    def __init__(self, help:str): super().__init__(help, bool)
+    def set_default(self, d): self.type, self.action, self.default, self.negated = None, 'store_false', True, True
+
+def negated_flags(**helps): # option name: what its `--no-` flag does
+    "Decorate a `call_parse` command so that its options named in `helps` show `helps` as the help of their `--no-` flags."
+    def decorate(f):
+        f.__annotations__ = {**f.__annotations__, **{name: NegatedFlag(h) for name, h in helps.items()}}
+        return f
+    return decorate
+
+NO_PROGRESS = 'no progress bars'  # sample_flowers, eval_flowers
+TRAIN_FLAGS = dict(download='fail with a message instead of downloading a missing real data set',
+                   progress='no progress bar in a terminal and no progress line in a log (metrics.jsonl is still written every log_every steps)')
+
 # %% ../nbs/11_cli.ipynb #542af085
 @call_parse
+@negated_flags(progress=NO_PROGRESS)
 @delegates(sample_run)
 def sample_flowers(**kwargs):
     "Sample a trained flowers_fm run into a folder of PNG files (the input of FID)"
@@ -73,6 +91,7 @@ def sample_flowers(**kwargs):
 
 # %% ../nbs/11_cli.ipynb #75f57ba3
 @call_parse
+@negated_flags(progress=NO_PROGRESS)
 @delegates(evaluate_run)
 def eval_flowers(**kwargs):
     "Score a trained flowers_fm run: FID, KID, precision, recall and memorisation of its samples, into eval.json"

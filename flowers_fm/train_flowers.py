@@ -8,10 +8,11 @@ import os, sys
 from fastcore.script import call_parse
 from .core import WriteError, run_command, with_options_of
 from .config import TrainConfig
-from .cli import main
+from .cli import TRAIN_FLAGS, main, negated_flags
 from .train import NonFiniteLossError, TrainingInterrupted
 
 @call_parse
+@negated_flags(**TRAIN_FLAGS)
 @with_options_of(TrainConfig)
 def train_flowers(grid:int=64, # images in the saved data grid
                   **kwargs):
