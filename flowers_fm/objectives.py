@@ -54,7 +54,6 @@ def fm_loss(model, # velocity network called as model(x, t, y)
 # %% ../nbs/05g_objectives.ipynb #7a0f3c0e
 class FlowMatching:
     "The flow-matching objective of a run: `fm_loss` plus the regulariser `cfg` asks for, and Euler pictures of what the model makes."
-    terms = ('loss_fm', 'regularizer_loss', 'vector_field_mean_norm')  # what `loss` reports, logged as means between log lines
     jumps = None  # no jump sizes: a flow's batches draw none
     method = 'euler'  # how its pictures are sampled, with `picture_steps` steps
 
@@ -62,6 +61,17 @@ class FlowMatching:
                  interpolant:Interpolant|None=None, # the path; the one `cfg` names when None
                 ):
         self.cfg, self.interpolant = cfg, interpolant or make_interpolant(cfg)
+
+    @property
+    def terms(self) -> tuple:
+        "What `loss` reports, logged as means between log lines; with a regulariser also the minimised total, `loss_regularized`."
+        return ('loss_fm', 'regularizer_loss', 'vector_field_mean_norm') + (('loss_regularized',) if self.cfg.regularizer != 'none' else ())
+
+    @property
+    def curves(self) -> tuple:
+        "The panels of the run's `loss_curve.png` (a tuple is one panel of several curves): the regulariser's only when there is one."
+        if self.cfg.regularizer == 'none': return tuple(t for t in self.terms if t != 'regularizer_loss')
+        return (('loss_fm', 'loss_regularized'), 'regularizer_loss', 'vector_field_mean_norm')
 
     def begin_step(self, state, step:int, batches, generator:torch.Generator, device):
         "The anchor regulariser's class centroids (`state.centroids`), computed every `anchor_every` steps."
@@ -78,9 +88,11 @@ class FlowMatching:
         out = fm_loss(model, batch.x0, batch.x1, self.interpolant, y=batch.y, t=batch.t, noise=batch.eps)
         reg = self.regularizer(model, batch, out, generator, centroids)
         loss = self.weighted(model, out)
+        total = loss + self.cfg.reg_weight * reg
         terms = dict(loss_fm=out.loss.detach(), regularizer_loss=reg.detach().float(),
                      vector_field_mean_norm=out.v.detach().float().flatten(1).norm(dim=1).mean())
-        return loss + self.cfg.reg_weight * reg, terms
+        if self.cfg.regularizer != 'none': terms['loss_regularized'] = total.detach().float()
+        return total, terms
 
     def weighted(self, model, out:FlowMatchingLoss) -> torch.Tensor:
         "The loss of `out` with the run's weights over time (`loss_weight`; the logged `loss_fm` stays the plain mean, comparable between runs)."

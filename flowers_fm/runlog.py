@@ -46,17 +46,21 @@ class MetricsLog:
         if self.wandb is not None: self.wandb.finish()
 
 def plot_metrics(run_dir, # run folder with metrics.jsonl
-                 keys=('loss_fm', 'regularizer_loss', 'grad_norm', 'vector_field_mean_norm'), # curves to draw
+                 keys=('loss_fm', 'grad_norm', 'vector_field_mean_norm'), # one panel each; a tuple of keys is one panel of labelled curves
                  path:str|Path|None=None, # save the figure there (PNG) instead of returning it open
                 ):
-    "Curves of the logged metrics against the step, one panel per key (a key that was not logged gives an empty panel)."
+    "Curves of the logged metrics against the step, one panel per entry of `keys` (a key that was not logged gives no curve)."
     rows = MetricsLog(run_dir).read()
     fig, axs = plt.subplots(1, len(keys), figsize=(3.2 * len(keys), 2.4), squeeze=False)
-    for ax, k in zip(axs[0], keys):
-        pts = [(r['step'], r[k]) for r in rows if r.get(k) is not None and math.isfinite(r[k])]
-        if pts: ax.plot(*zip(*pts), lw=1)
-        ax.set_title(k, fontsize=9); ax.set_xlabel('step', fontsize=8)
-        if k in ('loss_fm', 'grad_norm') and pts and min(v for _, v in pts) > 0: ax.set_yscale('log')
+    for ax, panel in zip(axs[0], keys):
+        panel = (panel,) if isinstance(panel, str) else tuple(panel)
+        values = []
+        for k in panel:
+            pts = [(r['step'], r[k]) for r in rows if r.get(k) is not None and math.isfinite(r[k])]
+            if pts: ax.plot(*zip(*pts), lw=1, label=k); values += [v for _, v in pts]
+        ax.set_title(' and '.join(panel), fontsize=9); ax.set_xlabel('step', fontsize=8)
+        if len(panel) > 1 and values: ax.legend(fontsize=7)
+        if any(k.startswith('loss_') or k == 'grad_norm' for k in panel) and values and min(values) > 0: ax.set_yscale('log')
     fig.tight_layout()
     if path is not None:
         with atomic_write(path) as f: fig.savefig(f, format='png', dpi=80)
