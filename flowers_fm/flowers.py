@@ -119,7 +119,7 @@ def generated_flowers(n:int=4096, # number of images
                      seed:int=0, # the data set's seed: same seed, same images, on every machine
                      crop:str='center', # `center` or `random` (mild random resized crop)
                      flip:bool=False, # random horizontal flips
-                     chunk:int|None=None, # images painted at once; default keeps each chunk to about 2^18 pixels (fastest here)
+                     chunk:int|None=None, # images painted at once; default keeps each chunk to about 2^18 pixels (fastest on the CPUs tried)
                      cache:str|Path|None=None, # folder to keep the painted images in and read them back from; None paints every time
                     ) -> ImageDataset:
     "A procedurally painted flowers data set with 10 kinds of flower as classes; needs no download."
