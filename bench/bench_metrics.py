@@ -1,4 +1,4 @@
-"""Image-metrics benchmark (issue 12): speed of the Fréchet distance and of Inception, and sample quality at equal
+"""Image-metrics benchmark: speed of the Fréchet distance and of Inception, and sample quality at equal
 wall-clock for three pairings on real and generated images.
 
   bench/run.sh bench_metrics.py --part speed                      Fréchet distance of two 10,000 x 2,048 feature sets,

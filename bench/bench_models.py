@@ -1,4 +1,4 @@
-"""Training speed of the image backbones on this machine, side by side with TorchCFM's UNet of the same configuration.
+"""Training speed of the image backbones on the machine it runs on, side by side with TorchCFM's UNet of the same configuration.
 
 Run it with `bench/run.sh bench_models.py`. One training step is forward, backward and an AdamW step on a batch of
 random images with the flow-matching loss shape. Each configuration runs in a fresh process so that its peak memory

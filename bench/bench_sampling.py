@@ -1,4 +1,4 @@
-"""Sampling, reflow and likelihood benchmark (issue 6).
+"""Sampling, reflow and likelihood benchmark.
 
   bench/run.sh bench_sampling.py --part samplers    NFE against W2 for every solver on the 2-D tasks, and reflow
   bench/run.sh bench_sampling.py --part likelihood  exact against Hutchinson log-likelihood: time and error at D = 2, 784, 3072
@@ -88,7 +88,7 @@ def likelihood(a):
         torch.manual_seed(0)
         models = {'gaussian': gf, 'mlp': MLP(D, 64 if D == 2 else 1024).eval()}
         for name, model in models.items():
-            # bf16 is emulated on this CPU (about 30x slower than fp32): measured where it takes minutes, not hours
+            # bf16 is emulated on a CPU without bf16 units (about 30x slower than fp32): measured where it takes minutes, not hours
             runs = [('exact', 'fp32'), ('hutchinson', 'fp32')] + ([('exact', 'bf16')] if D == 2 or (D == 784 and name == 'gaussian') else [])
             if all((D, name, div, precision) in have for div, precision in runs): continue
             exact = None

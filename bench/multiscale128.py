@@ -1,7 +1,7 @@
-"""128-px generated flowers at equal training wall-clock on this CPU (issue 15, nbs/09_multiscale's evidence).
+"""128-px generated flowers at equal training wall-clock on a CPU (the evidence of nbs/09_multiscale).
 
 Arms, each given the same training seconds (`--budget`), step counts set from each model's measured step time:
-  uniform      one 128-px UNet, uniform times: plain flow matching, as seed 003 trained it
+  uniform      one 128-px UNet, uniform times: plain flow matching as it is usually trained
   logit_normal one 128-px UNet, logit-normal times (the library's default)
   shifted      one 128-px UNet, times shifted towards noise by resolution (shift 4 at 128 px): the single-model alternative
   cascade      a 32-px base, a 64-px stage and a 128-px stage (09_multiscale), sharing the budget 1 : 1.5 : 2.5

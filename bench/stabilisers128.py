@@ -1,4 +1,4 @@
-"""What each stabiliser does to a short, deliberately aggressive 128-px run on this CPU (issue 15, nbs/09_multiscale).
+"""What each stabiliser does to a short, deliberately aggressive 128-px run on a CPU (nbs/09_multiscale).
 
 One `unet_small128` at 128 px, batch 16, learning rate 2e-3 (ten times the default), 120 steps; the reference arm has
 the library's stabilisers on (50 warm-up steps, gradient clipping at 1, EMA, times shifted towards noise by resolution),
