@@ -42,7 +42,6 @@ def main(grid:int=64, # images in the saved data grid
 
 def _main(cfg, grid, procs, dev, run):
     "The data grid, the training and run.json, in the run folder this process holds."
-    "The data grid, the training and run.json, in the run folder this process holds."
     t0 = time.perf_counter()
     batches = run_batches(cfg, dev)
     load_s = time.perf_counter() - t0
