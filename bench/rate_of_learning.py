@@ -1,5 +1,5 @@
 """The rate of learning: each lever of `train_flowers` alone against its former defaults, at equal wall-clock, on the
-5,000 real MNIST digits and the generated flowers at 32 px; the new defaults (unet_tiny at lr 1e-3) beside them.
+5,000 real MNIST digits and the generated flowers at 32 px; the new defaults (unet_tiny at lr 1e-3) beside them, also at 64 px.
 
 Every run trains the former `train_flowers` defaults (unet_small, batch 32, lr 2e-4, EMA 0.9999, logit-normal times) with one
 option changed, for --budget seconds of training: its steps are the budget over the measured seconds per step of its
@@ -15,6 +15,7 @@ Rows are appended to nbs/study/rate_reduced.jsonl as runs finish; a rerun skips 
                                                                  two seeds, both tasks (8 runs, about half an hour on 2 cores)
     bench/run.sh rate_of_learning.py --threads 2 --arms all --seeds 0   every lever alone (about 3.5 min a run on 2 cores)
     bench/run.sh rate_of_learning.py --threads 2 --two_d         the 2-D tasks, three seeds, into nbs/study/rate_2d.jsonl
+    bench/run.sh rate_of_learning.py --threads 2 --tasks flowers64 --budget 200   old against new on the flowers at 64 px
 """
 import argparse, functools, platform, shutil, tempfile, time
 from pathlib import Path
@@ -34,6 +35,7 @@ GRIDS = ROOT / 'nbs/images'  # sample grids of the old and new defaults
 TASKS = {  # the pairing study's image tasks (same images, classifier and samples)
     'mnist': Task('mnist', 'mnist5k', n_eval=256, sample_steps=16, domain_steps=300),
     'flowers32': Task('flowers32', 'flowers', n_eval=256, sample_steps=16, domain_steps=300),
+    'flowers64': Task('flowers64', 'flowers', res=64, n_eval=256, sample_steps=16, domain_steps=300),  # old against new only: --tasks flowers64 --budget 200
 }
 OLD_DEFAULTS = dict(model='unet_small', lr=2e-4)  # the train_flowers defaults every arm changes one option of (the defaults became unet_tiny at 1e-3 after them)
 ARMS = {  # one option changed from the train_flowers defaults
@@ -135,7 +137,7 @@ def run(task, arm, seed, budget, tmp):
     score, curve = scorer(task, due={steps // 4, steps // 2, 3 * steps // 4, steps})
     r = train(config(task, arm, seed, run_dir, steps), eval_fn=score)
     x = final_samples(task, r['ema'].eval())
-    if arm in ('old', 'new') and budget == 100: save_image_grid(x[:64], GRIDS / f'rate_{task.name}_{arm}_b{budget:.0f}_s{seed}.png', nrow=16)
+    if arm in ('old', 'new') and (budget == 100 or task.res != 32): save_image_grid(x[:64], GRIDS / f'rate_{task.name}_{arm}_b{budget:.0f}_s{seed}.png', nrow=16)
     row = dict(task=task.name, arm=arm, seed=seed, options=ARMS[arm], budget=budget, steps=steps, sec_per_step=round(sps, 4), train_s=curve[-1]['train_s'],
                curve=curve, losses=[(m['step'], m['loss_fm']) for m in r['metrics'] if 'loss_fm' in m],
                memorisation_ratio=memorisation_ratio(task, x), floor=real_features(task)['floor'], **protocol())
@@ -163,7 +165,7 @@ def run_2d(task, arm, seed, tmp):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    ap.add_argument('--tasks', nargs='+', default=list(TASKS))
+    ap.add_argument('--tasks', nargs='+', default=['mnist', 'flowers32'], help=f"image tasks: {', '.join(TASKS)}")
     ap.add_argument('--arms', nargs='+', default=['old', 'new'], help=f"options to run, or all: {', '.join(ARMS)}")
     ap.add_argument('--seeds', nargs='+', type=int, default=[0, 1])
     ap.add_argument('--budget', type=float, default=100., help='training seconds of every run')
