@@ -207,7 +207,7 @@ class TrainConfig:
             if not self.latent:  # (a latent run's model is built at its latents' side, known once the autoencoder is read)
                 try:
                     with torch.device('meta'): get_model(self.model, res=self.res, **self.unet_options())
-                except ValueError as e: bad('model', f'{e} (at res={self.res})')
+                except ValueError as e: bad('model', f'{e} (at res={self.res}): set --attn_res to some of those levels or none, or choose a preset made for {self.res} px')
         run = Path(self.run_dir)
         if run.exists() and not run.is_dir(): bad('run_dir', 'it is a file: give a folder (created if missing)')
         parent = next(p for p in (run, *run.parents) if p.exists())

@@ -47,6 +47,7 @@ class Task:
     n_images:int=4096 # size of the generated flowers set (images only)
     domain_steps:int=400 # training steps of the in-domain classifier (images only)
     time_sampler:str='uniform' # where on the path every run trains (`TrainConfig.time_sampler`)
+    attn_res:str='' # UNet attention resolutions (`TrainConfig.attn_res`; '' = the preset's)
 
     @property
     def images(self) -> bool: return not self.data.startswith('toy:')
@@ -62,6 +63,7 @@ CLASS_AWARE = ('label_ot', 'subclass_ot')
 # images on a CPU: every sample is a UNet call per solver step, so the reduced grid keeps the extremes of pairing
 _IMG = dict(model='unet_tiny', lr=1e-3, sample_steps=16, euler=(2, 4, 8, 16), dopri_tols=(1e-3,))
 _IMG_REDUCED = dict(_IMG, steps=200, batch_size=32, evals=2, n_eval=256, seeds=(0, 1), pairings=('independent', 'exact_ot'), interpolants=('linear',), domain_steps=300)
+_ATTN = {64: '32'}  # unet_tiny attends at its lowest level: 16 px at 32 px, 32 px at 64 px
 STUDY_CONFIGS = {
     'reduced': [Task('8gaussians', 'toy:8gaussians', steps=1500), Task('moons', 'toy:moons', steps=1500),
                 Task('mnist', 'mnist5k', **dict(_IMG_REDUCED, pairings=('independent', 'exact_ot') + CLASS_AWARE)),
@@ -74,10 +76,10 @@ STUDY_CONFIGS = {
     'full': [Task('8gaussians', 'toy:8gaussians', steps=5000, n_eval=5000), Task('moons', 'toy:moons', steps=5000, n_eval=5000),
              Task('checkerboard', 'toy:checkerboard', steps=5000, n_eval=5000)]
             + [Task(name, data, res=res, steps=20000, batch_size=128, evals=10, n_eval=2000, seeds=(0, 1), interpolants=('linear', 'sb'),
-                    pairings=tuple(PAIRINGS) + CLASS_AWARE, **dict(_IMG, lr=2e-4, sample_steps=50, euler=(2, 4, 8, 16, 32, 64), dopri_tols=(1e-3, 1e-4)))
+                    pairings=tuple(PAIRINGS) + CLASS_AWARE, attn_res=_ATTN.get(res, ''), **dict(_IMG, lr=2e-4, sample_steps=50, euler=(2, 4, 8, 16, 32, 64), dopri_tols=(1e-3, 1e-4)))
                for name, data, res in (('mnist', 'mnist5k', 32), ('flowers32', 'flowers', 32), ('flowers64', 'flowers', 64))]
             + [Task(f'{name}_{ts}', data, res=res, steps=20000, batch_size=128, evals=10, n_eval=2000, seeds=(0, 1), interpolants=('linear',),
-                    pairings=('independent', 'exact_ot'), time_sampler=ts, **dict(_IMG, lr=2e-4, sample_steps=50, euler=(2, 4, 8, 16, 32, 64), dopri_tols=(1e-3, 1e-4)))
+                    pairings=('independent', 'exact_ot'), time_sampler=ts, attn_res=_ATTN.get(res, ''), **dict(_IMG, lr=2e-4, sample_steps=50, euler=(2, 4, 8, 16, 32, 64), dopri_tols=(1e-3, 1e-4)))
                for name, data, res, ts in (('flowers32', 'flowers', 32, 'logit_normal'), ('flowers64', 'flowers', 64, 'logit_normal'),
                                            ('flowers64', 'flowers', 64, 'shifted'))],  # at 32 px the resolution shift is 1: uniform
 }
@@ -129,7 +131,7 @@ def cell_config(task:Task, cell:dict, run_dir:str) -> TrainConfig:
     every = max(1, task.steps // task.evals)
     return TrainConfig(data=task.data, model=task.model, res=task.res, n_images=task.n_images, batch_size=task.batch_size, steps=task.steps, lr=task.lr,
                        warmup=task.steps // 10, ema=0.999, interpolant=cell['interpolant'], sigma=INTERPOLANT_SIGMA[cell['interpolant']],
-                       time_sampler=task.time_sampler, seed=cell['seed'], log_every=max(1, task.steps // 50), sample_every=0, save_every=0, eval_every=every, run_dir=run_dir,
+                       time_sampler=task.time_sampler, attn_res=task.attn_res, seed=cell['seed'], log_every=max(1, task.steps // 50), sample_every=0, save_every=0, eval_every=every, run_dir=run_dir,
                        progress=False, device='cpu', channels_last=task.images, **STUDY_VARIANTS.get(cell['pairing'], dict(pairing=cell['pairing'])))
 
 def cell_batches(task:Task, cfg:TrainConfig) -> ImageBatches|None:
