@@ -49,7 +49,7 @@ CHANGED_ON_RESUME = ('lr', 'warmup', 'lr_schedule', 'weight_decay', 'beta2', 'em
 @dataclass
 class TrainConfig:
     "All options of a training run."
-    data:str='flowers' # image data set (see `DATASETS`) or `toy:NAME` for 2-D points (e.g. toy:moons)
+    data:str='flowers' # flowers (generated, offline), flowers102, cifar10, mnist, mnist5k (offline), digits (offline), folder; or toy:NAME for 2-D points
     data_root:str|None=None # folder of real data sets, or of the images for `folder`
     res:int=32 # image side in pixels
     split:str='all' # data-set split(s): all, train, val, test or e.g. train+val
