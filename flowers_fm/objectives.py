@@ -155,6 +155,7 @@ class FlowMatching:
 class Autoencoding:
     "The autoencoder objective of a run: `autoencoder_loss` with the run's weights; its pictures are images above their reconstructions."
     terms = ('loss_rec', 'loss_spectral', 'loss_kl', 'code_usage')
+    curves = terms  # the panels of the run's loss_curve.png: one per term
     interpolant = None  # no path: the batches draw no path noise
 
     def __init__(self, cfg:TrainConfig): self.cfg = cfg  # the run's options: the loss weights

@@ -236,7 +236,7 @@ class PeriodicWork:
 
     def _finish(self):
         if self.cfg.overfit_batch and self.cfg.model != 'mlp': self.objective.overfit_grid(self.state.model, self.batches, self.device, path=self.run / 'overfit_batch.png')
-        plot_metrics(self.run, (*getattr(self.objective, 'curves', self.objective.terms), 'grad_norm'), path=self.run / 'loss_curve.png')
+        plot_metrics(self.run, (*self.objective.curves, 'grad_norm'), path=self.run / 'loss_curve.png')
         self.log.close()
 
 # %% ../nbs/05h_train.ipynb #1e985664
