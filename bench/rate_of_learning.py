@@ -17,6 +17,9 @@ Rows are appended to nbs/study/rate_reduced.jsonl as runs finish; a rerun skips 
     bench/run.sh rate_of_learning.py --threads 2 --two_d         the 2-D tasks, three seeds, into nbs/study/rate_2d.jsonl
     bench/run.sh rate_of_learning.py --threads 2 --tasks flowers64 --budget 600   old against new on the flowers at 64 px (200 s
                                                                  leave the baseline 180 steps, noise-like: FD 75)
+    bench/run.sh rate_of_learning.py --device cuda --tasks mnist flowers32 flowers64 --arms all --budget 600 --results nbs/study/rate_gpu.jsonl
+                                                                 the larger configuration: every lever, two seeds, three tasks,
+                                                                 600 s of one GPU each (120 runs: 20 GPU-hours of training)
 """
 import argparse, functools, platform, shutil, tempfile, time
 from pathlib import Path
@@ -67,26 +70,32 @@ TASKS_2D = {n: Task(n, f'toy:{n}', steps=1500) for n in ('8gaussians', 'moons')}
 ARMS_2D = ('old', 'x_pred', 'eps_pred', 'uncertainty', 'min_snr', 'power_ema', 'beta2_0.99', 'cosine', 'rsqrt', 'weight_decay')
 
 
-def config(task, arm, seed, run_dir, steps):
+def config(task, arm, seed, run_dir, steps, device='cpu'):
     kw = dict(OLD_DEFAULTS, **ARMS[arm])
     if task.res == 64 and kw['model'] == 'unet_tiny': kw.setdefault('attn_res', '32')  # a 32-px preset attends at its lowest level
     return TrainConfig(**dict(dict(data=task.data, res=task.res, n_images=task.n_images, steps=steps, seed=seed, run_dir=str(run_dir),
                                    log_every=max(1, steps // 25), sample_every=0, save_every=0, eval_every=max(1, steps // 4), progress=False,
-                                   device='cpu', channels_last=True), **kw))
+                                   device=device, channels_last=True), **kw))
 
 
-def sec_per_step(task, arm, tmp):
+def wait(device):
+    "Let the device finish its queued work, so that a clock reads the work done (CUDA runs ahead of Python)."
+    if device.startswith('cuda'): torch.cuda.synchronize()
+
+
+def sec_per_step(task, arm, tmp, device='cpu'):
     "Seconds per optimizer step of the arm's configuration: 32 steps, the last 24 timed."
-    cfg, ticks = config(task, arm, 0, tmp / 'calibrate', 32), []
+    cfg, ticks = config(task, arm, 0, tmp / 'calibrate', 32, device), []
     cfg.eval_every, cfg.log_every = 1, 32  # eval_fn is called after every step: a clock; one log line, as runs log rarely
-    train(cfg, eval_fn=lambda model, step: ticks.append(time.perf_counter()) or {})
+    train(cfg, eval_fn=lambda model, step: wait(device) or ticks.append(time.perf_counter()) or {})
     shutil.rmtree(tmp / 'calibrate', ignore_errors=True)
     return (ticks[-2] - ticks[6]) / 24  # (the last tick comes after the log line)
 
 
 def final_samples(task, model):
-    "The model's samples from the task's noise, as every scoring draws them."
-    return torch.cat([integrate(model, z, 'euler', task.sample_steps).x for z in noise_points(task).split(128)])
+    "The model's samples from the task's noise, as every scoring draws them (on the CPU)."
+    on = next(model.parameters()).device
+    return torch.cat([integrate(model, z.to(on), 'euler', task.sample_steps).x.cpu() for z in noise_points(task).split(128)])
 
 
 @functools.cache
@@ -104,19 +113,20 @@ def memorisation_ratio(task, x):
     return memorisation(real['embed'](to_uint8(x)), real['train'], real['heldout'])['memorisation_ratio']
 
 
-def scorer(task, due=None):
+def scorer(task, due=None, device='cpu'):
     "An eval_fn for `train` scoring the model at the steps in `due` (at every call if None) with the training seconds before it, scoring left out; and the curve it fills."
     curve, clock = [], dict(start=time.perf_counter(), scoring=0.)
     def score(model, step):
         if due is not None and step not in due: return {}
-        t0 = time.perf_counter(); q = quality(model.eval(), task)
+        wait(device); t0 = time.perf_counter(); q = quality(model.eval(), task)
         curve.append(dict(step=step, train_s=round(t0 - clock['start'] - clock['scoring'], 2), **q)); clock['scoring'] += time.perf_counter() - t0
         return {task.metric: q[task.metric]}
     return score, curve
 
 
-def protocol():
-    return dict(threads=torch.get_num_threads(), protocol=f"{platform.machine()} CPU, {torch.get_num_threads()} threads, torch {torch.__version__.split('+')[0]}")
+def protocol(device='cpu'):
+    on = torch.cuda.get_device_name() if device.startswith('cuda') else f"{platform.machine()} CPU, {torch.get_num_threads()} threads"
+    return dict(threads=torch.get_num_threads(), device=device, protocol=f"{on}, torch {torch.__version__.split('+')[0]}")
 
 
 def posthoc(row, task, ema, run_dir):
@@ -129,20 +139,20 @@ def posthoc(row, task, ema, run_dir):
 
 WARM = []
 
-def run(task, arm, seed, budget, tmp):
+def run(task, arm, seed, budget, tmp, device='cpu'):
     task_data(task)  # images and classifier, once per process, off the clock
     t_run = time.perf_counter()
-    if not WARM: WARM.append(sec_per_step(task, 'old', tmp))  # the process's first steps are slow (allocator, thread pool): not any arm's
-    sps = sec_per_step(task, arm, tmp)
+    if not WARM: WARM.append(sec_per_step(task, 'old', tmp, device))  # the process's first steps are slow (allocator, thread pool): not any arm's
+    sps = sec_per_step(task, arm, tmp, device)
     steps = 4 * max(2, round(budget / sps / 4))  # scored at each quarter
     run_dir = tmp / f'{task.name}_{arm}_{seed}'; shutil.rmtree(run_dir, ignore_errors=True)
-    score, curve = scorer(task, due={steps // 4, steps // 2, 3 * steps // 4, steps})
-    r = train(config(task, arm, seed, run_dir, steps), eval_fn=score)
+    score, curve = scorer(task, due={steps // 4, steps // 2, 3 * steps // 4, steps}, device=device)
+    r = train(config(task, arm, seed, run_dir, steps, device), eval_fn=score)
     x = final_samples(task, r['ema'].eval())
     if arm in ('old', 'new') and (budget == 100 or task.res != 32): save_image_grid(x[:64], GRIDS / f'rate_{task.name}_{arm}_b{budget:.0f}_s{seed}.png', nrow=16)
     row = dict(task=task.name, arm=arm, seed=seed, options=ARMS[arm], budget=budget, steps=steps, sec_per_step=round(sps, 4), train_s=curve[-1]['train_s'],
                curve=curve, losses=[(m['step'], m['loss_fm']) for m in r['metrics'] if 'loss_fm' in m],
-               memorisation_ratio=memorisation_ratio(task, x), floor=real_features(task)['floor'], **protocol())
+               memorisation_ratio=memorisation_ratio(task, x), floor=real_features(task)['floor'], **protocol(device))
     posthoc(row, task, r['ema'], run_dir)
     shutil.rmtree(run_dir, ignore_errors=True)
     row['wall_s'] = round(time.perf_counter() - t_run, 1)  # the whole run: calibration, training, scoring, memorisation
@@ -174,6 +184,7 @@ def main():
     ap.add_argument('--threads', type=int, default=2)
     ap.add_argument('--results', default=None, help='the results file (default: nbs/study/rate_reduced.jsonl, or rate_2d.jsonl with --two_d)')
     ap.add_argument('--two_d', action='store_true', help='the 2-D tasks at equal steps (three seeds) instead')
+    ap.add_argument('--device', default='cpu', help='where the image runs train and sample: cpu, or cuda for the larger configuration (the scoring classifier stays on the CPU)')
     a = ap.parse_args()
     a.arms = list(ARMS) if a.arms == ['all'] else a.arms
     a.results = a.results or str(ROOT / 'nbs/study' / ('rate_2d.jsonl' if a.two_d else 'rate_reduced.jsonl'))
@@ -193,7 +204,7 @@ def main():
         for name in a.tasks:
             for arm in a.arms:
                 if (name, arm, seed, a.budget) in done: continue
-                row = run(TASKS[name], arm, seed, a.budget, tmp)
+                row = run(TASKS[name], arm, seed, a.budget, tmp, a.device)
                 append_jsonl(a.results, row)
                 c = row['curve']
                 print(f"{name} {arm} seed {seed}: {row['steps']} steps at {row['sec_per_step']:.3f} s, FD " + ' '.join(f"{p['fd']:.2f}@{p['train_s']:.0f}s" for p in c)

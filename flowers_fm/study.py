@@ -116,9 +116,10 @@ def score_points(task:Task, x:torch.Tensor) -> dict:
     return task_data(task)['metrics'](to_uint8(x))
 
 def quality(model, task:Task, method:str='euler', steps:int|None=None, atol:float=1e-5, rtol:float=1e-5, chunk:int=250) -> dict:
-    "The quality of the model's samples from the task's noise (`score_points`), and the model calls the solver used."
-    outs = [integrate(model, x, method, steps or task.sample_steps, atol=atol, rtol=rtol) for x in noise_points(task).split(chunk)]
-    return dict(score_points(task, torch.cat([o.x for o in outs])), nfe=max(o.nfe for o in outs))
+    "The quality of the model's samples from the task's noise (`score_points`, on the CPU), and the model calls the solver used."
+    on = next(model.parameters(), torch.empty(0)).device if isinstance(model, torch.nn.Module) else 'cpu'  # the noise goes where the model is
+    outs = [integrate(model, x.to(on), method, steps or task.sample_steps, atol=atol, rtol=rtol) for x in noise_points(task).split(chunk)]
+    return dict(score_points(task, torch.cat([o.x.cpu() for o in outs])), nfe=max(o.nfe for o in outs))
 
 def floor(task:Task) -> float:
     "The metric between two independent draws of real data (for images: of the training images): differences below it are sampling noise."
