@@ -19,7 +19,7 @@ Rows are appended to nbs/study/rate_reduced.jsonl as runs finish; a rerun skips 
                                                                  leave the baseline 180 steps, noise-like: FD 75)
     bench/run.sh rate_of_learning.py --device cuda --tasks mnist flowers32 flowers64 --arms all --budget 600 --results nbs/study/rate_gpu.jsonl
                                                                  the larger configuration: every lever, two seeds, three tasks,
-                                                                 600 s of one GPU each (120 runs: 20 GPU-hours of training)
+                                                                 600 s of one GPU each (138 runs: 23 GPU-hours of training)
 """
 import argparse, functools, platform, shutil, tempfile, time
 from pathlib import Path
@@ -60,6 +60,9 @@ ARMS = {  # one option changed from the train_flowers defaults
     'unet_tiny': dict(model='unet_tiny'),
     'flip': dict(flip=True),
     'attn_none': dict(attn_res='none'),  # attention only in the middle block
+    'width_48': dict(width=48),  # wider: 48 channels at the first level instead of 32
+    'depth_2': dict(depth=2),  # deeper: two residual blocks a level instead of one
+    'dropout_0.1': dict(dropout=0.1),
     'bf16': dict(precision='bf16'),
     'rsqrt': dict(lr_schedule='rsqrt'),
     'weight_decay': dict(weight_decay=0.01),

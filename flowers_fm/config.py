@@ -38,10 +38,10 @@ PAIRING_SCOPES = ('device', 'global')
 OBJECTIVES = ('flow_matching', 'autoencoder', 'shortcut', 'meanflow')  # built by `flowers_fm.objectives.make_objective`
 JUMP_OBJECTIVES = ('shortcut', 'meanflow')  # few-step objectives: their models take a jump size (04f_few_step)
 # options that must match when a run resumes from a checkpoint: what the model is
-STRUCTURAL = ('data', 'latent', 'objective', 'res', 'model', 'attn_res', 'qk_norm', 'class_cond', 'interpolant', 'sigma', 'prediction', 'loss_weight', 'precision', 'cond_res')
+STRUCTURAL = ('data', 'latent', 'objective', 'res', 'model', 'attn_res', 'qk_norm', 'width', 'depth', 'class_cond', 'interpolant', 'sigma', 'prediction', 'loss_weight', 'precision', 'cond_res')
 # ... and what it learns from: the images, their order and the batches' random streams
 FIXED_ON_RESUME = STRUCTURAL + ('split', 'n_images', 'crop', 'flip', 'seed', 'batch_size', 'pairing', 'pairing_scope', 'num_subclasses',
-                                'time_sampler', 'snr_gamma', 'ema_stds', 'label_dropout', 'regularizer', 'anchor_form', 'overfit_batch', 'kl_weight', 'spectral_weight',
+                                'dropout', 'time_sampler', 'snr_gamma', 'ema_stds', 'label_dropout', 'regularizer', 'anchor_form', 'overfit_batch', 'kl_weight', 'spectral_weight',
                                 'jump_fraction', 'finest_jump', 'meanflow_power', 'init', 'teacher', 'coupling_n', 'coupling_method', 'coupling_steps')
 # options a resumed run takes from its command line, not from its checkpoint (the others, such as log_every, are read anew each step anyway)
 CHANGED_ON_RESUME = ('lr', 'warmup', 'lr_schedule', 'weight_decay', 'beta2', 'ema', 'grad_clip', 'steps')
@@ -73,6 +73,9 @@ class TrainConfig:
     model:str='unet_tiny' # a preset of `MODEL_PRESETS` (unet_tiny learns fastest in CPU minutes, 12b_rate_of_learning; unet32 and up for long GPU runs)
     attn_res:str='' # UNet: self-attention resolutions in px, e.g. 16,8 ('' = the preset's; none = only the middle block)
     qk_norm:bool=False # UNet: QK-norm in every attention layer (the DiT presets always have it)
+    width:int=0 # UNet: channels of the first level, the deeper levels a multiple of them (0 = the preset's)
+    depth:int=0 # UNet: residual blocks per level (0 = the preset's)
+    dropout:float=-1. # UNet: dropout inside the residual blocks (-1 = the preset's: none in the small presets, 0.1 in unet32 and up)
     class_cond:bool=False # condition on the labels (classifier-free guidance needs it)
     label_dropout:float=0.1 # fraction of labels replaced by the null class, per sample (class_cond only)
     interpolant:str='linear' # a path of `INTERPOLANTS`
@@ -201,8 +204,12 @@ class TrainConfig:
             if self.regularizer != 'none': bad('regularizer', 'the regularizers pair images of one class, and a cascade stage sees no labels')
         if not 0 <= self.cond_noise < 1: bad('cond_noise', 'use a noise level in [0, 1)')
         if not toy:  # the model must fit the resolution: built on the meta device, it costs no memory and no time
-            if (self.attn_res or self.qk_norm) and MODEL_PRESETS[self.model]['arch'] != 'unet':
-                bad('attn_res' if self.attn_res else 'qk_norm', 'it is a UNet option: choose a unet* preset (the DiT presets have QK-norm)')
+            unet_only = [k for k in ('attn_res', 'qk_norm', 'width', 'depth') if getattr(self, k)] + (['dropout'] if self.dropout != -1 else [])
+            if unet_only and MODEL_PRESETS[self.model]['arch'] != 'unet':
+                bad(unet_only[0], 'it is a UNet option: choose a unet* preset' + (' (the DiT presets have QK-norm)' if unet_only[0] == 'qk_norm' else ''))
+            if not isinstance(self.width, int) or self.width < 0 or self.width % 8: bad('width', 'use a multiple of 8 channels, or 0 for the preset\'s')
+            if not isinstance(self.depth, int) or self.depth < 0: bad('depth', 'use a positive number of residual blocks, or 0 for the preset\'s')
+            if self.dropout != -1 and not 0 <= self.dropout < 1: bad('dropout', 'use a rate in [0, 1), or -1 for the preset\'s')
             if self.attn_res and not re.fullmatch(r'none|\d+(,\d+)*', self.attn_res): bad('attn_res', 'use pixel sides joined by commas, e.g. 16,8, or none')
             if not self.latent:  # (a latent run's model is built at its latents' side, known once the autoencoder is read)
                 try:
@@ -221,9 +228,10 @@ class TrainConfig:
         return self
 
     def unet_options(self) -> dict:
-        "The UNet arguments these options change from the preset's: attention resolutions and QK-norm (none when left at their defaults)."
+        "The UNet arguments these options change from the preset's: attention resolutions, QK-norm, width, depth and dropout (none when left at their defaults)."
         attn = {} if not self.attn_res else dict(attn_res=() if self.attn_res == 'none' else tuple(int(r) for r in self.attn_res.split(',')))
-        return attn | (dict(qk_norm=True) if self.qk_norm else {})
+        return (attn | (dict(qk_norm=True) if self.qk_norm else {}) | (dict(base=self.width) if self.width else {})
+                | (dict(num_res_blocks=self.depth) if self.depth else {}) | (dict(dropout=self.dropout) if self.dropout != -1 else {}))
 
     def ema_stds_tuple(self) -> tuple: return tuple(float(s) for s in self.ema_stds.split(',')) if self.ema_stds else ()
 
