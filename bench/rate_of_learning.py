@@ -15,8 +15,8 @@ Rows are appended to nbs/study/rate_reduced.jsonl as runs finish; a rerun skips 
                                                                  two seeds, both tasks (8 runs, about half an hour on 2 cores)
     bench/run.sh rate_of_learning.py --threads 2 --arms all --seeds 0   every lever alone (about 3.5 min a run on 2 cores)
     bench/run.sh rate_of_learning.py --threads 2 --two_d         the 2-D tasks, three seeds, into nbs/study/rate_2d.jsonl
-    bench/run.sh rate_of_learning.py --threads 2 --tasks flowers64 --budget 600   old against new on the flowers at 64 px (200 s
-                                                                 leave the baseline 180 steps, noise-like: FD 75)
+    bench/run.sh rate_of_learning.py --threads 2 --tasks flowers64 --budget 600   old against new on the flowers at 64 px (after 150 s the
+                                                                 baseline's samples still score FD 93)
     bench/run.sh rate_of_learning.py --device cuda --tasks mnist flowers32 flowers64 --arms all --budget 600 --results nbs/study/rate_gpu.jsonl
                                                                  the larger configuration: every lever, two seeds, three tasks,
                                                                  600 s of one GPU each (138 runs: 23 GPU-hours of training)
