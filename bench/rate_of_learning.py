@@ -30,8 +30,7 @@ from flowers_fm.config import TrainConfig
 from flowers_fm.core import append_jsonl, read_jsonl, save_image_grid, to_uint8
 from flowers_fm.data import heldout_dataset
 from flowers_fm.metrics import memorisation
-from flowers_fm.sampling import integrate
-from flowers_fm.study import Task, floor, noise_points, quality, task_data
+from flowers_fm.study import Task, floor, quality, task_data, task_samples
 from flowers_fm.train import train
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -95,12 +94,6 @@ def sec_per_step(task, arm, tmp, device='cpu'):
     return (ticks[-2] - ticks[6]) / 24  # (the last tick comes after the log line)
 
 
-def final_samples(task, model):
-    "The model's samples from the task's noise, as every scoring draws them (on the CPU)."
-    on = next(model.parameters()).device
-    return torch.cat([integrate(model, z.to(on), 'euler', task.sample_steps).x.cpu() for z in noise_points(task).split(128)])
-
-
 @functools.cache
 def real_features(task):
     "In-domain features of the training images and of held-out images (the memorisation reference), and the task's floor: once per process."
@@ -151,7 +144,7 @@ def run(task, arm, seed, budget, tmp, device='cpu'):
     run_dir = tmp / f'{task.name}_{arm}_{seed}'; shutil.rmtree(run_dir, ignore_errors=True)
     score, curve = scorer(task, due={steps // 4, steps // 2, 3 * steps // 4, steps}, device=device)
     r = train(config(task, arm, seed, run_dir, steps, device), eval_fn=score)
-    x = final_samples(task, r['ema'].eval())
+    x = task_samples(r['ema'].eval(), task)[0]  # as every scoring draws them
     if arm in ('old', 'new') and (budget == 100 or task.res != 32): save_image_grid(x[:64], GRIDS / f'rate_{task.name}_{arm}_b{budget:.0f}_s{seed}.png', nrow=16)
     row = dict(task=task.name, arm=arm, seed=seed, options=ARMS[arm], budget=budget, steps=steps, sec_per_step=round(sps, 4), train_s=curve[-1]['train_s'],
                curve=curve, losses=[(m['step'], m['loss_fm']) for m in r['metrics'] if 'loss_fm' in m],

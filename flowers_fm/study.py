@@ -22,8 +22,8 @@ from .train import train
 
 # %% auto #0
 __all__ = ['INTERPOLANT_SIGMA', 'STUDY_VARIANTS', 'CLASS_AWARE', 'STUDY_CONFIGS', 'Task', 'study_cells', 'target_points',
-           'noise_points', 'task_data', 'score_points', 'quality', 'floor', 'cell_config', 'cell_batches', 'data_batch',
-           'pairing_report', 'run_cell', 'read_results', 'cell_key', 'run_study']
+           'noise_points', 'task_data', 'score_points', 'task_samples', 'quality', 'floor', 'cell_config',
+           'cell_batches', 'data_batch', 'pairing_report', 'run_cell', 'read_results', 'cell_key', 'run_study']
 
 # %% ../nbs/12_pairing_study.ipynb #bd458d07
 @dataclass(frozen=True)
@@ -115,11 +115,16 @@ def score_points(task:Task, x:torch.Tensor) -> dict:
     if not task.images: return dict(w2=w2(x, target_points(task)))
     return task_data(task)['metrics'](to_uint8(x))
 
-def quality(model, task:Task, method:str='euler', steps:int|None=None, atol:float=1e-5, rtol:float=1e-5, chunk:int=250) -> dict:
-    "The quality of the model's samples from the task's noise (`score_points`, on the CPU), and the model calls the solver used."
-    on = next(model.parameters(), torch.empty(0)).device if isinstance(model, torch.nn.Module) else 'cpu'  # the noise goes where the model is
+def task_samples(model, task:Task, method:str='euler', steps:int|None=None, atol:float=1e-5, rtol:float=1e-5, chunk:int=250) -> tuple:
+    "The model's samples from the task's noise, drawn where the model is and returned on the CPU, and the most model calls a chunk took."
+    on = next(model.parameters(), torch.empty(0)).device if isinstance(model, torch.nn.Module) else 'cpu'
     outs = [integrate(model, x.to(on), method, steps or task.sample_steps, atol=atol, rtol=rtol) for x in noise_points(task).split(chunk)]
-    return dict(score_points(task, torch.cat([o.x.cpu() for o in outs])), nfe=max(o.nfe for o in outs))
+    return torch.cat([o.x.cpu() for o in outs]), max(o.nfe for o in outs)
+
+def quality(model, task:Task, method:str='euler', steps:int|None=None, atol:float=1e-5, rtol:float=1e-5) -> dict:
+    "The quality of the model's samples from the task's noise (`task_samples`, scored by `score_points`), and the model calls the solver used."
+    x, nfe = task_samples(model, task, method, steps, atol, rtol)
+    return dict(score_points(task, x), nfe=nfe)
 
 def floor(task:Task) -> float:
     "The metric between two independent draws of real data (for images: of the training images): differences below it are sampling noise."
