@@ -16,7 +16,7 @@ Rows are appended to nbs/study/few_step.jsonl as runs finish; a rerun skips what
     bench/run.sh few_step.py --threads 2                       MNIST and flowers32, one seed, 200 s a route
     bench/run.sh few_step.py --threads 2 --two_d               the 2-D tasks, 30 s a route, three seeds
 """
-import argparse, platform, shutil, tempfile, time
+import argparse, shutil, tempfile, time
 from pathlib import Path
 import torch
 
@@ -28,6 +28,7 @@ from flowers_fm.coupling import CoupledBatches, coupling, reflow_pairs
 from flowers_fm.sampling import integrate
 from flowers_fm.study import Task, floor, noise_points, quality, task_data
 from flowers_fm.train import train
+from step_time import protocol, seconds_per_step
 
 ROOT = Path(__file__).resolve().parent.parent
 TASKS = {
@@ -53,12 +54,7 @@ def base(task, seed, run_dir, steps, **kw):
 
 def sec_per_step(task, tmp, batches=None, **kw):
     "Seconds per optimizer step of a configuration: 24 steps, the last 16 timed."
-    cfg, ticks = base(task, 0, tmp / 'calibrate', 24, **kw), []
-    cfg.eval_every, cfg.log_every = 1, 24
-    shutil.rmtree(tmp / 'calibrate', ignore_errors=True)
-    train(cfg, batches=batches, eval_fn=lambda model, step: ticks.append(time.perf_counter()) or {})
-    shutil.rmtree(tmp / 'calibrate', ignore_errors=True)
-    return (ticks[-2] - ticks[6]) / 16
+    return seconds_per_step(base(task, 0, tmp / 'calibrate', 24, **kw), batches=batches)
 
 
 def sampler(objective):
@@ -89,10 +85,6 @@ def trained(task, seed, budget, tmp, objective, run_dir, calls, init='', batches
     return r, dict(steps=steps, sec_per_step=round(sps, 4), train_s=curve[-1]['train_s'], curve=curve,
                    losses=[(m['step'], m['loss_fm']) for m in r['metrics'] if 'loss_fm' in m],
                    evals_per_row=EVALS_PER_ROW.get(objective, EVALS_PER_ROW['flow_matching'])(cfg.jump_fraction))
-
-
-def protocol():
-    return dict(threads=torch.get_num_threads(), protocol=f"{platform.machine()} CPU, {torch.get_num_threads()} threads, torch {torch.__version__.split('+')[0]}")
 
 
 def run(task, route, seed, budget, tmp):

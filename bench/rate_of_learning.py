@@ -21,7 +21,7 @@ Rows are appended to nbs/study/rate_reduced.jsonl as runs finish; a rerun skips 
                                                                  the larger configuration: every lever, two seeds, three tasks,
                                                                  600 s of one GPU each (138 runs: 23 GPU-hours of training)
 """
-import argparse, functools, platform, shutil, tempfile, time
+import argparse, functools, shutil, tempfile, time
 from pathlib import Path
 import torch
 
@@ -32,6 +32,7 @@ from flowers_fm.data import heldout_dataset
 from flowers_fm.metrics import memorisation
 from flowers_fm.study import Task, floor, quality, task_data, task_samples
 from flowers_fm.train import train
+from step_time import protocol, seconds_per_step, wait
 
 ROOT = Path(__file__).resolve().parent.parent
 GRIDS = ROOT / 'nbs/images'  # sample grids of the old and new defaults
@@ -80,18 +81,9 @@ def config(task, arm, seed, run_dir, steps, device='cpu'):
                                    device=device, channels_last=True), **kw))
 
 
-def wait(device):
-    "Let the device finish its queued work, so that a clock reads the work done (CUDA runs ahead of Python)."
-    if device.startswith('cuda'): torch.cuda.synchronize()
-
-
 def sec_per_step(task, arm, tmp, device='cpu'):
     "Seconds per optimizer step of the arm's configuration: 32 steps, the last 24 timed."
-    cfg, ticks = config(task, arm, 0, tmp / 'calibrate', 32, device), []
-    cfg.eval_every, cfg.log_every = 1, 32  # eval_fn is called after every step: a clock; one log line, as runs log rarely
-    train(cfg, eval_fn=lambda model, step: wait(device) or ticks.append(time.perf_counter()) or {})
-    shutil.rmtree(tmp / 'calibrate', ignore_errors=True)
-    return (ticks[-2] - ticks[6]) / 24  # (the last tick comes after the log line)
+    return seconds_per_step(config(task, arm, 0, tmp / 'calibrate', 32, device))
 
 
 @functools.cache
@@ -118,11 +110,6 @@ def scorer(task, due=None, device='cpu'):
         curve.append(dict(step=step, train_s=round(t0 - clock['start'] - clock['scoring'], 2), **q)); clock['scoring'] += time.perf_counter() - t0
         return {task.metric: q[task.metric]}
     return score, curve
-
-
-def protocol(device='cpu'):
-    on = torch.cuda.get_device_name() if device.startswith('cuda') else f"{platform.machine()} CPU, {torch.get_num_threads()} threads"
-    return dict(threads=torch.get_num_threads(), device=device, protocol=f"{on}, torch {torch.__version__.split('+')[0]}")
 
 
 def posthoc(row, task, ema, run_dir):
