@@ -12,7 +12,7 @@ import numpy as np, torch
 
 from .config import TrainConfig
 from .batches import ImageBatches
-from .core import append_jsonl, from_uint8, read_jsonl, to_uint8
+from .core import append_jsonl, from_uint8, get_device, read_jsonl, to_uint8
 from .data import data_root, heldout_dataset, load_dataset, sample_toy
 from .domain import DomainMetrics, domain_net
 from .metrics import w2
@@ -132,13 +132,17 @@ def floor(task:Task) -> float:
     return task_data(task)['metrics'](task_data(task)['other'])['fd']
 
 # %% ../nbs/12_pairing_study.ipynb #1e0f1741
-def cell_config(task:Task, cell:dict, run_dir:str) -> TrainConfig:
+def cell_config(task:Task, # the task
+                cell:dict, # task, pairing, interpolant, seed (from `study_cells`)
+                run_dir:str, # where the run writes its log and checkpoint
+                device:str='cpu', # where it trains: cpu, or cuda for the full configuration on a GPU
+               ) -> TrainConfig:
     "The training options of one cell."
     every = max(1, task.steps // task.evals)
     return TrainConfig(data=task.data, model=task.model, res=task.res, n_images=task.n_images, batch_size=task.batch_size, steps=task.steps, lr=task.lr,
                        warmup=task.steps // 10, ema=0.999, interpolant=cell['interpolant'], sigma=INTERPOLANT_SIGMA[cell['interpolant']],
                        time_sampler=task.time_sampler, attn_res=task.attn_res, seed=cell['seed'], log_every=max(1, task.steps // 50), sample_every=0, save_every=0, eval_every=every, run_dir=run_dir,
-                       progress=False, device='cpu', channels_last=task.images, **STUDY_VARIANTS.get(cell['pairing'], dict(pairing=cell['pairing'])))
+                       progress=False, device=device, channels_last=task.images, **STUDY_VARIANTS.get(cell['pairing'], dict(pairing=cell['pairing'])))
 
 def cell_batches(task:Task, cfg:TrainConfig) -> ImageBatches|None:
     "The batches of an image cell (one image set for all runs of the task); None for 2-D tasks, whose batches `train` makes."
@@ -164,8 +168,10 @@ def pairing_report(task:Task, pairing:str, batches:ImageBatches|None=None, n:int
 def run_cell(task:Task, # the task
              cell:dict, # task, pairing, interpolant, seed (from `study_cells`)
              run_dir:str, # where the run writes its log and checkpoint
+             device:str='cpu', # where it trains and samples (`get_device`: cpu, cuda, auto, ...); the scores are computed on the CPU
             ) -> dict:
     "Train one cell, scoring it along the way; return its row of results."
+    device = str(get_device(device))  # a device that is not there is refused before any work
     task_data(task)  # the images and their classifier, made once per process: not part of any run's clock
     curve, clock = [], dict(start=time.perf_counter(), scoring=0.)
     def score(model, step):
@@ -174,7 +180,7 @@ def run_cell(task:Task, # the task
         curve.append(dict(step=step, train_s=round(t0 - clock['start'] - clock['scoring'], 3), **q))
         clock['scoring'] += time.perf_counter() - t0
         return {task.metric: q[task.metric]}
-    cfg = cell_config(task, cell, run_dir)
+    cfg = cell_config(task, cell, run_dir, device)
     batches = cell_batches(task, cfg)
     r = train(cfg, batches, eval_fn=score)
     ema, last = r['ema'].eval(), {k: v for k, v in curve[-1].items() if k not in ('step', 'train_s')}
@@ -182,10 +188,10 @@ def run_cell(task:Task, # the task
     euler = [dict(steps=k, **(last if k == task.sample_steps else quality(ema, task, 'euler', k))) for k in task.euler]
     dopri = [dict(tol=tol, **quality(ema, task, 'dopri5', atol=tol, rtol=tol)) for tol in task.dopri_tols]
     x0 = noise_points(task)[:64] if task.images else noise_points(task)
-    traj = integrate(ema, x0, 'euler', task.sample_steps if task.images else 64, return_trajectory=True).trajectory
+    traj = integrate(ema, x0.to(device), 'euler', task.sample_steps if task.images else 64, return_trajectory=True).trajectory
     return dict(cell, spec=asdict(task), curve=curve, losses=[(m['step'], m['loss_fm']) for m in r['metrics'] if 'loss_fm' in m], euler=euler, dopri=dopri,
                 straightness=path_straightness(traj)['straightness'], **pairing_report(task, cfg.pairing, batches),
-                steps=task.steps, train_s=curve[-1]['train_s'], threads=torch.get_num_threads(),
+                steps=task.steps, train_s=curve[-1]['train_s'], threads=torch.get_num_threads(), device=device,
                 start=score_points(task, noise_points(task))[task.metric])
 
 # %% ../nbs/12_pairing_study.ipynb #a7ce6b3d
@@ -199,6 +205,7 @@ def run_study(tasks:list, # the tasks (a `STUDY_CONFIGS` entry)
               results:str|Path, # the JSON-lines file rows are appended to
               run_root:str|Path|None=None, # where runs write their logs; a temporary folder when None
               verbose:bool=True, # print a line per finished run
+              device:str='cpu', # where the runs train (`run_cell`): cpu, or cuda for the full configuration on a GPU
              ) -> list[dict]:
     "Run every cell of `tasks` that `results` does not hold yet; return all rows (each records the threads it ran with)."
     results = Path(results); results.parent.mkdir(parents=True, exist_ok=True)
@@ -209,7 +216,7 @@ def run_study(tasks:list, # the tasks (a `STUDY_CONFIGS` entry)
     for i, (task, cell) in enumerate(todo):
         run_dir = root / '_'.join(map(str, cell_key(cell)))
         shutil.rmtree(run_dir, ignore_errors=True)  # what an interrupted attempt left: the cell starts again from nothing
-        row = run_cell(task, cell, str(run_dir))
+        row = run_cell(task, cell, str(run_dir), device)
         append_jsonl(results, row)
         if verbose: print(f"[{i + 1}/{len(todo)}] {task.name} {cell['pairing']} {cell['interpolant']} seed {cell['seed']}: "
                           f"{task.metric} {row['curve'][-1][task.metric]:.3f} in {row['train_s']:.1f} s", flush=True)

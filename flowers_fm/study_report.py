@@ -12,7 +12,7 @@ import matplotlib.pyplot as plt
 from fastcore.meta import delegates
 from fastcore.script import call_parse
 
-from .core import run_command
+from .core import get_device, run_command
 from .train import TrainingInterrupted
 from .pairing import PAIRINGS
 from .study import CLASS_AWARE, STUDY_CONFIGS, Task, cell_key, floor, read_results, run_study, study_cells
@@ -104,12 +104,14 @@ def study_main(config:str='reduced', # a `STUDY_CONFIGS` name: reduced (CPU, abo
                results:str='study/results.jsonl', # results file; cells already in it are skipped
                run_root:str=None, # folder for the runs' logs (a temporary one when empty)
                threads:int=0, # torch's CPU threads (0: leave torch's choice, one per core unless OMP_NUM_THREADS says otherwise)
+               device:str='cpu', # where the runs train: cpu, cuda (the full configuration is sized for one GPU) or auto
               ) -> list[dict]:
     "Run the pairing study (resumable), print its summary tables and return its rows."
     if config not in STUDY_CONFIGS: raise ValueError(f"invalid config={config!r}: choose one of {', '.join(STUDY_CONFIGS)}")
     if threads < 0: raise ValueError(f"invalid threads={threads}: use a positive number, or 0 for torch's choice")
     if threads: torch.set_num_threads(threads)
-    rows = run_study(STUDY_CONFIGS[config], results, run_root)
+    get_device(device)  # an unknown or absent device is refused before any run
+    rows = run_study(STUDY_CONFIGS[config], results, run_root, device=device)
     for task in STUDY_CONFIGS[config]: print(summary_table(rows, task))
     return rows
 
