@@ -27,12 +27,12 @@ import torch
 
 from flowers_fm.averaging import posthoc_ema
 from flowers_fm.config import TrainConfig
-from flowers_fm.core import append_jsonl, read_jsonl, save_image_grid, to_uint8
+from flowers_fm.core import append_jsonl, read_jsonl, save_image_grid, synchronize, to_uint8
 from flowers_fm.data import heldout_dataset
 from flowers_fm.metrics import memorisation
 from flowers_fm.study import Task, floor, quality, task_data, task_samples
 from flowers_fm.train import train
-from step_time import protocol, seconds_per_step, wait
+from step_time import protocol, seconds_per_step
 
 ROOT = Path(__file__).resolve().parent.parent
 GRIDS = ROOT / 'nbs/images'  # sample grids of the old and new defaults
@@ -106,7 +106,7 @@ def scorer(task, due=None, device='cpu'):
     curve, clock = [], dict(start=time.perf_counter(), scoring=0.)
     def score(model, step):
         if due is not None and step not in due: return {}
-        wait(device); t0 = time.perf_counter(); q = quality(model.eval(), task)
+        synchronize(device); t0 = time.perf_counter(); q = quality(model.eval(), task)
         curve.append(dict(step=step, train_s=round(t0 - clock['start'] - clock['scoring'], 2), **q)); clock['scoring'] += time.perf_counter() - t0
         return {task.metric: q[task.metric]}
     return score, curve

@@ -1,25 +1,20 @@
 """What the equal-compute benchmarks share: the seconds an optimizer step of a configuration takes, and the protocol
 line that says where it was measured."""
-import platform, shutil, time
+import dataclasses, platform, shutil, time
 import torch
 
 from flowers_fm.config import TrainConfig
+from flowers_fm.core import synchronize
 from flowers_fm.train import train
 
 SKIP = 6  # the first steps are slow (allocator, thread pool, first batches): not timed
 
 
-def wait(device:str):
-    "Let the device finish its queued work, so that a clock reads the work done (CUDA runs ahead of Python)."
-    if device.startswith('cuda'): torch.cuda.synchronize()
-
-
 def seconds_per_step(cfg:TrainConfig, batches=None) -> float:
     "Seconds per optimizer step of `cfg`, trained for its `steps` (more than SKIP + 2) in `cfg.run_dir`, which is removed after."
-    ticks = []
-    cfg.eval_every, cfg.log_every = 1, cfg.steps  # eval_fn is called after every step: a clock; one log line, as runs log rarely
+    cfg, ticks = dataclasses.replace(cfg, eval_every=1, log_every=cfg.steps), []  # eval_fn runs after every step: a clock; one log line, as runs log rarely
     shutil.rmtree(cfg.run_dir, ignore_errors=True)
-    train(cfg, batches=batches, eval_fn=lambda model, step: wait(cfg.device) or ticks.append(time.perf_counter()) or {})
+    train(cfg, batches=batches, eval_fn=lambda model, step: synchronize(cfg.device) or ticks.append(time.perf_counter()) or {})
     shutil.rmtree(cfg.run_dir, ignore_errors=True)
     return (ticks[-2] - ticks[SKIP]) / (len(ticks) - SKIP - 2)  # the last tick comes after the log line
 

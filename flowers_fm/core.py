@@ -18,9 +18,9 @@ from fastcore.imports import in_notebook
 
 # %% auto #0
 __all__ = ['DEVICE_CHOICES', 'AMP_DTYPES', 'UserError', 'WriteError', 'progress_wanted', 'DeviceError', 'get_device', 'sync',
-           'autocast_for', 'run_command', 'with_options_of', 'seed_everything', 'get_rng_states', 'set_rng_states',
-           'derived_seed', 'eval_mode', 'atomic_write', 'write_error', 'cached', 'append_jsonl', 'read_jsonl',
-           'to_uint8', 'from_uint8', 'image_grid', 'save_image_grid', 'show_images', 'show_points']
+           'synchronize', 'autocast_for', 'run_command', 'with_options_of', 'seed_everything', 'get_rng_states',
+           'set_rng_states', 'derived_seed', 'eval_mode', 'atomic_write', 'write_error', 'cached', 'append_jsonl',
+           'read_jsonl', 'to_uint8', 'from_uint8', 'image_grid', 'save_image_grid', 'show_images', 'show_points']
 
 # %% ../nbs/00_core.ipynb #d4290062
 DEVICE_CHOICES = ('auto', 'cpu', 'cuda', 'mps', 'xla')
@@ -68,6 +68,13 @@ def sync(device):
     if torch.device(device).type == 'xla':
         import torch_xla
         torch_xla.sync()
+
+# %% ../nbs/00_core.ipynb #aa29b85e
+def synchronize(device:str|torch.device|None='auto', # the device whose queued work to wait for (`get_device`)
+               ):
+    "Wait until `device` has done the work queued on it, so that a clock reads the work done (CUDA runs ahead of Python)."
+    device = get_device(device)
+    if device.type == 'cuda': torch.cuda.synchronize(device)
 
 # %% ../nbs/00_core.ipynb #bf6fb72b
 AMP_DTYPES = dict(bf16=torch.bfloat16, fp16=torch.float16)

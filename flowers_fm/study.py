@@ -12,7 +12,7 @@ import numpy as np, torch
 
 from .config import TrainConfig
 from .batches import ImageBatches
-from .core import append_jsonl, from_uint8, get_device, read_jsonl, to_uint8
+from .core import append_jsonl, from_uint8, get_device, read_jsonl, synchronize, to_uint8
 from .data import data_root, heldout_dataset, load_dataset, sample_toy
 from .domain import DomainMetrics, domain_net
 from .metrics import w2
@@ -175,7 +175,7 @@ def run_cell(task:Task, # the task
     task_data(task)  # the images and their classifier, made once per process: not part of any run's clock
     curve, clock = [], dict(start=time.perf_counter(), scoring=0.)
     def score(model, step):
-        t0 = time.perf_counter()
+        synchronize(device); t0 = time.perf_counter()  # the training steps queued on a GPU count as training
         q = quality(model.eval(), task)  # the EMA copy, never trained
         curve.append(dict(step=step, train_s=round(t0 - clock['start'] - clock['scoring'], 3), **q))
         clock['scoring'] += time.perf_counter() - t0
